@@ -1,0 +1,1 @@
+"""TinyLlama backend: router, queue, worker and the local profile."""

@@ -1,0 +1,84 @@
+"""What the domain needs from the outside world, named as Protocols.
+
+Adapters in `backend.adapters` implement these; domain tests use small fakes, adapter
+tests use the real thing (a real redis-server, moto's server).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class ComputeState(enum.StrEnum):
+    """What the GPU (or the local worker process) is doing, as the app shows it."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    LOADING_MODEL = "loading_model"
+    READY = "ready"
+    STOPPING = "stopping"
+
+
+@dataclass(frozen=True)
+class MachineStatus:
+    """The machine's own state, before the worker's heartbeat is taken into account.
+
+    `running` means the machine is up; whether the model is loaded is the worker's to say.
+    """
+
+    state: str  # "stopped" | "pending" | "running" | "stopping"
+    instance_type: str | None = None
+    since: float | None = None
+    detail: str = ""
+
+
+class ComputeControl(Protocol):
+    """Start, stop and describe the one machine that runs the worker."""
+
+    def describe(self) -> MachineStatus: ...
+
+    def start(self) -> str:
+        """Start the machine if it is stopped; return what happened in a few words."""
+        ...
+
+    def stop(self) -> str:
+        """Stop (or hibernate, where supported) the machine; return which one happened."""
+        ...
+
+
+@dataclass
+class Chunk:
+    """A piece of streamed output; the last one carries usage and a finish reason."""
+
+    text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+
+
+class Engine(Protocol):
+    """Generates text for chat messages, as a stream the caller can abandon.
+
+    `should_stop` is polled between chunks; when it returns True the engine stops
+    generating (for an HTTP engine: closes the stream, which makes vLLM abort the request).
+    """
+
+    name: str
+
+    def ready(self) -> bool: ...
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        params: dict[str, Any],
+        should_stop: Callable[[], bool],
+    ) -> Iterator[Chunk]: ...
+
+
+class SpendSource(Protocol):
+    """Month-to-date spend in USD, from wherever the stack keeps it (Budgets, a fixed value)."""
+
+    def month_to_date_usd(self) -> float | None: ...

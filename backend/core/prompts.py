@@ -1,0 +1,123 @@
+"""What a prompt request may hold: the limits of `infra/openapi.yaml`, checked here.
+
+The numbers below are the contract; `tests/unit/test_contract.py` reads the OpenAPI file
+and fails if the two drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.core.errors import InvalidRequest, PayloadTooLarge
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_MESSAGES = 100
+MAX_MESSAGE_CHARS = 32_000
+MAX_TOTAL_CHARS = 128_000
+MAX_TOKENS_LIMIT = 4096
+DEFAULT_MAX_TOKENS = 512
+TEMPERATURE_MIN = 0.0
+TEMPERATURE_MAX = 2.0
+DEFAULT_TEMPERATURE = 0.7
+ROLES = ("system", "user", "assistant")
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{8,128}$"
+MODEL_PATTERN = r"^[A-Za-z0-9_./:-]{1,128}$"
+REQUEST_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+_FIELDS = {"messages", "max_tokens", "temperature", "model", "idempotency_key"}
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    """A validated `POST /prompts` body."""
+
+    messages: list[dict[str, str]]
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float = DEFAULT_TEMPERATURE
+    model: str | None = None
+    idempotency_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def params(self) -> dict[str, Any]:
+        """The generation parameters the worker passes to the engine."""
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "model": self.model}
+
+
+def parse_json_body(raw: str | bytes | None) -> Any:
+    """Decode a request body, with the contract's size limit and a clear error."""
+    if raw is None or raw == "" or raw == b"":
+        raise InvalidRequest("The request has no body; send a JSON object.", status=400)
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > MAX_BODY_BYTES:
+        raise PayloadTooLarge(
+            f"The request is {size:,} bytes; the limit is {MAX_BODY_BYTES:,}. "
+            "Shorten the conversation or start a new one."
+        )
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"The body is not valid JSON ({exc}).", code="malformed_json", status=400) from None
+
+
+def parse_prompt(body: Any) -> PromptRequest:
+    """Check a decoded body against the contract; raise InvalidRequest naming the field."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object with a `messages` list.")
+    unknown = set(body) - _FIELDS
+    if unknown:
+        raise InvalidRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("`messages` must be a non-empty list of {role, content} objects.")
+    if len(messages) > MAX_MESSAGES:
+        raise PayloadTooLarge(f"At most {MAX_MESSAGES} messages per prompt; this has {len(messages)}.")
+    total = 0
+    clean: list[dict[str, str]] = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or set(msg) - {"role", "content"}:
+            raise InvalidRequest(f"`messages[{i}]` must be an object with `role` and `content` only.")
+        role, content = msg.get("role"), msg.get("content")
+        if role not in ROLES:
+            raise InvalidRequest(f"`messages[{i}].role` must be one of {', '.join(ROLES)}.")
+        if not isinstance(content, str):
+            raise InvalidRequest(f"`messages[{i}].content` must be a string.")
+        if len(content) > MAX_MESSAGE_CHARS:
+            raise PayloadTooLarge(
+                f"`messages[{i}]` has {len(content):,} characters; the limit is {MAX_MESSAGE_CHARS:,}."
+            )
+        total += len(content)
+        clean.append({"role": role, "content": content})
+    if total > MAX_TOTAL_CHARS:
+        raise PayloadTooLarge(f"The conversation has {total:,} characters; the limit is {MAX_TOTAL_CHARS:,}.")
+    if clean[-1]["role"] == "assistant":
+        raise InvalidRequest("The last message must be from the user or the system, not the assistant.")
+
+    max_tokens = body.get("max_tokens", DEFAULT_MAX_TOKENS)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
+        raise InvalidRequest(f"`max_tokens` must be a whole number from 1 to {MAX_TOKENS_LIMIT}.")
+    temperature = body.get("temperature", DEFAULT_TEMPERATURE)
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not TEMPERATURE_MIN <= temperature <= TEMPERATURE_MAX
+    ):
+        raise InvalidRequest(f"`temperature` must be a number from {TEMPERATURE_MIN} to {TEMPERATURE_MAX}.")
+    model = body.get("model")
+    if model is not None and (not isinstance(model, str) or not re.match(MODEL_PATTERN, model)):
+        raise InvalidRequest("`model` must be a model name (letters, digits and _ . / : -).")
+    key = body.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not re.match(IDEMPOTENCY_KEY_PATTERN, key)):
+        raise InvalidRequest("`idempotency_key` must be 8–128 characters of letters, digits and _ . : -.")
+    return PromptRequest(clean, max_tokens, float(temperature), model, key)
+
+
+def check_request_id(request_id: str) -> str:
+    """Reject ids that cannot be ours before touching Redis. Unknown ids are 404 later."""
+    if not re.match(REQUEST_ID_PATTERN, request_id or ""):
+        from backend.core.errors import NotFound
+
+        raise NotFound("No prompt with that id.")
+    return request_id

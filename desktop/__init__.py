@@ -1,0 +1,1 @@
+"""TinyLlama desktop app."""
