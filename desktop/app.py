@@ -1,0 +1,176 @@
+"""Composition root: builds the real services and wires them to the main window.
+
+`tinyllama` with no arguments calls `main()`. The Local profile (the default) starts the
+local stack in this process and works at once with the echo engine; the AWS profile signs
+in through Cognito (silently from the keyring's refresh token when it can).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from desktop.core.errors import AppError
+from desktop.core.history import HistoryStore
+from desktop.core.paths import AppPaths
+from desktop.core.settings import Settings
+from desktop.services.api import ApiClient
+from desktop.services.credentials import CredentialStore
+from desktop.services.local_profile import LocalProfile
+
+
+class App:
+    """Owns the services' lifetimes; `start()` connects the window to the profile."""
+
+    def __init__(self, paths: AppPaths, credentials: CredentialStore | None = None,
+                 local: LocalProfile | None = None) -> None:
+        from desktop.qt.runner import Runner
+        from desktop.views.main_window import MainWindow
+
+        self.paths = paths
+        self.settings = Settings(paths.settings_file)
+        self.first_run = self.settings.first_run
+        self.history = HistoryStore(paths.history_db)
+        self.credentials = credentials or CredentialStore()
+        self.runner = Runner()
+        self.window = MainWindow(self.history, self.settings, self.runner)
+        self.local = local
+        self.auth = None
+        self.api: ApiClient | None = None
+        self.window.sign_in_requested.connect(self.sign_in)
+        self.window.sign_out_requested.connect(self.sign_out)
+        self.window.settings_requested.connect(self.edit_profile)
+        if self.settings.load_error:
+            self.window.show_notice(self.settings.load_error)
+
+    @property
+    def profile(self) -> str:
+        return str(self.settings.get("profile.kind"))
+
+    def start(self) -> None:
+        if self.first_run:
+            self.settings.save()
+        if self.profile == "aws":
+            self._start_aws()
+        else:
+            self._start_local()
+
+    # local ---------------------------------------------------------------------------
+
+    def _start_local(self) -> None:
+        if self.local is None:
+            self.local = LocalProfile(engine=str(self.settings.get("local.engine")),
+                                      port=int(self.settings.get("local.port") or 0))
+        self.window.show_notice(self.local.notice)
+        self.window.wake.label.setText("Starting the local stack…")
+        local = self.local
+        self.runner.run(local.start, self._local_started, self._failed)
+
+    def _local_started(self, endpoint: tuple[str, str]) -> None:
+        url, _token = endpoint
+        local = self.local
+        assert local is not None
+        self.api = ApiClient(url, local.token)
+        self.window.connect_api(self.api)
+
+    # aws -----------------------------------------------------------------------------
+
+    def _start_aws(self) -> None:
+        from desktop.services.auth import CognitoAuth
+        from desktop.views.settings_dialog import aws_profile_problems
+
+        aws = self.settings.section("aws")
+        problems = aws_profile_problems(aws)
+        if problems:
+            self.window.show_notice("The AWS profile is incomplete: " + "; ".join(problems)
+                                    + ". Open Account → Profile… to fix it.")
+            return
+        self.auth = CognitoAuth(aws["user_pool_id"], aws["client_id"], aws["region"],
+                                self.credentials)
+        self.window.set_signed_in(None, aws=True)
+        if self.credentials.notice:
+            self.window.show_notice(self.credentials.notice)
+        username = aws["username"]
+        if username:
+            auth = self.auth
+            self.runner.run(lambda: auth.restore(username), self._restored,
+                            lambda _exc: self.sign_in())
+        else:
+            self.sign_in()
+
+    def _restored(self, ok: bool) -> None:
+        if ok:
+            self._signed_in()
+        else:
+            self.sign_in()
+
+    def sign_in(self) -> None:
+        from desktop.views.sign_in_dialog import SignInDialog
+
+        if self.auth is None:
+            return
+        dialog = SignInDialog(self.auth, self.runner, str(self.settings.get("aws.username")),
+                              self.credentials.notice, self.window)
+        if dialog.exec():
+            self.settings.set("aws.username", dialog.username.text().strip())
+            self.settings.save()
+            self._signed_in()
+
+    def _signed_in(self) -> None:
+        assert self.auth is not None
+        self.window.set_signed_in(self.auth.username, aws=True)
+        self.api = ApiClient(str(self.settings.get("aws.api_url")), self.auth.access_token)
+        self.window.connect_api(self.api)
+
+    def sign_out(self) -> None:
+        if self.auth is None:
+            return
+        self.window.connect_api(None)
+        auth = self.auth
+        self.runner.run(auth.sign_out)
+        self.window.set_signed_in(None, aws=True)
+        self.window.wake.label.setText("Signed out")
+
+    def edit_profile(self) -> None:
+        from desktop.views.settings_dialog import SettingsDialog
+
+        SettingsDialog(self.settings, self.window).exec()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.window.show_error(exc if isinstance(exc, AppError) else AppError(str(exc)))
+
+    # shutdown ------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop timers, join threads, stop the local stack, close files. Idempotent."""
+        self.window.shutdown()
+        self.settings.save()
+        self.runner.shutdown()
+        if self.local is not None:
+            self.local.stop()
+        if self.api is not None:
+            self.api.close()
+        self.history.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the desktop app. `--data-dir` keeps everything in one folder (tests, portable)."""
+    parser = argparse.ArgumentParser(prog="tinyllama", description="TinyLlama desktop app")
+    parser.add_argument("--data-dir", type=Path, help="keep settings and history here")
+    args = parser.parse_args(argv)
+
+    from PySide6.QtWidgets import QApplication
+
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    qt_app.setApplicationName("TinyLlama")
+    paths = AppPaths(args.data_dir, args.data_dir) if args.data_dir else AppPaths.default()
+    app = App(paths)
+    qt_app.aboutToQuit.connect(app.shutdown)
+    app.window.show()
+    app.start()
+    return int(qt_app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Conversation history in SQLite under the data dir.
+
+Assistant messages keep their `request_id` and status, so an answer still streaming when
+the app closed is picked up again on the next start (`in_flight_messages`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from desktop.core.models import TERMINAL_STATUSES, ChatMessage, Conversation
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    system_prompt TEXT NOT NULL DEFAULT '',
+    temperature REAL NOT NULL DEFAULT 0.7,
+    max_tokens INTEGER NOT NULL DEFAULT 512,
+    model TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'done',
+    request_id TEXT,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    first_token_s REAL,
+    total_s REAL,
+    cost_usd REAL,
+    error TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
+"""
+
+_CONV_COLS = [f.name for f in fields(Conversation)]
+_MSG_COLS = [f.name for f in fields(ChatMessage)]
+
+
+class HistoryStore:
+    """All reads and writes of conversations and messages (one connection, UI thread)."""
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path))
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # conversations -------------------------------------------------------------------
+
+    def create_conversation(self, title: str = "New chat", **settings: object) -> Conversation:
+        now = time.time()
+        conv = Conversation(id=0, title=title, created_at=now, updated_at=now)
+        for key, value in settings.items():
+            setattr(conv, key, value)
+        cols = [c for c in _CONV_COLS if c != "id"]
+        with self._db:
+            cur = self._db.execute(
+                f"INSERT INTO conversations ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [getattr(conv, c) for c in cols],
+            )
+        conv.id = int(cur.lastrowid or 0)
+        return conv
+
+    def conversation(self, conv_id: int) -> Conversation | None:
+        row = self._db.execute("SELECT * FROM conversations WHERE id = ?", (conv_id,)).fetchone()
+        return Conversation(**{c: row[c] for c in _CONV_COLS}) if row else None
+
+    def conversations(self, search: str = "") -> list[Conversation]:
+        """Newest first; `search` matches titles and message text, case-insensitively."""
+        if search:
+            like = f"%{search}%"
+            rows = self._db.execute(
+                "SELECT * FROM conversations c WHERE c.title LIKE ? OR EXISTS ("
+                " SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.content LIKE ?)"
+                " ORDER BY updated_at DESC, id DESC",
+                (like, like),
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM conversations ORDER BY updated_at DESC, id DESC"
+            ).fetchall()
+        return [Conversation(**{c: r[c] for c in _CONV_COLS}) for r in rows]
+
+    def update_conversation(self, conv: Conversation) -> None:
+        conv.updated_at = time.time()
+        cols = [c for c in _CONV_COLS if c != "id"]
+        with self._db:
+            self._db.execute(
+                f"UPDATE conversations SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+                [*(getattr(conv, c) for c in cols), conv.id],
+            )
+
+    def rename(self, conv_id: int, title: str) -> None:
+        title = title.strip() or "Untitled"
+        with self._db:
+            self._db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conv_id))
+
+    def delete(self, conv_id: int) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,))
+
+    # messages ------------------------------------------------------------------------
+
+    def add_message(self, conv_id: int, role: str, content: str, **extra: object) -> ChatMessage:
+        msg = ChatMessage(id=0, conversation_id=conv_id, role=role, content=content,
+                          created_at=time.time())
+        for key, value in extra.items():
+            setattr(msg, key, value)
+        cols = [c for c in _MSG_COLS if c != "id"]
+        with self._db:
+            cur = self._db.execute(
+                f"INSERT INTO messages ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [getattr(msg, c) for c in cols],
+            )
+            self._db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (msg.created_at, conv_id)
+            )
+        msg.id = int(cur.lastrowid or 0)
+        return msg
+
+    def update_message(self, msg: ChatMessage) -> None:
+        cols = [c for c in _MSG_COLS if c not in ("id", "conversation_id", "created_at")]
+        with self._db:
+            self._db.execute(
+                f"UPDATE messages SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+                [*(getattr(msg, c) for c in cols), msg.id],
+            )
+
+    def message(self, msg_id: int) -> ChatMessage | None:
+        row = self._db.execute("SELECT * FROM messages WHERE id = ?", (msg_id,)).fetchone()
+        return ChatMessage(**{c: row[c] for c in _MSG_COLS}) if row else None
+
+    def messages(self, conv_id: int) -> list[ChatMessage]:
+        rows = self._db.execute(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conv_id,)
+        ).fetchall()
+        return [ChatMessage(**{c: r[c] for c in _MSG_COLS}) for r in rows]
+
+    def in_flight_messages(self) -> list[ChatMessage]:
+        """Assistant answers that had not ended when last seen, oldest first."""
+        marks = ", ".join("?" * len(TERMINAL_STATUSES))
+        rows = self._db.execute(
+            f"SELECT * FROM messages WHERE role = 'assistant' AND request_id IS NOT NULL"
+            f" AND status NOT IN ({marks}) ORDER BY id",
+            sorted(TERMINAL_STATUSES),
+        ).fetchall()
+        return [ChatMessage(**{c: r[c] for c in _MSG_COLS}) for r in rows]
+
+    def fail_unsent(self) -> int:
+        """Answers whose POST never came back (the app quit mid-send) can't resume: end them."""
+        with self._db:
+            cur = self._db.execute(
+                "UPDATE messages SET status = 'failed',"
+                " error = 'The app closed before this prompt was sent.'"
+                " WHERE role = 'assistant' AND request_id IS NULL AND status = 'sending'"
+            )
+        return cur.rowcount
+
+    # export --------------------------------------------------------------------------
+
+    def export_json(self, conv_id: int) -> str:
+        conv = self.conversation(conv_id)
+        if conv is None:
+            raise KeyError(conv_id)
+        return json.dumps(
+            {"conversation": asdict(conv), "messages": [asdict(m) for m in self.messages(conv_id)]},
+            indent=2,
+        )
+
+    def export_markdown(self, conv_id: int) -> str:
+        conv = self.conversation(conv_id)
+        if conv is None:
+            raise KeyError(conv_id)
+        parts = [f"# {conv.title}\n"]
+        if conv.system_prompt:
+            parts.append(f"> System: {conv.system_prompt}\n")
+        for msg in self.messages(conv_id):
+            who = {"user": "You", "assistant": "Assistant", "system": "System"}.get(msg.role, msg.role)
+            parts.append(f"## {who}\n\n{msg.content}\n")
+        return "\n".join(parts)

@@ -1,0 +1,212 @@
+"""Plain data the app passes around: API answers and stored conversations.
+
+Parsing from the API's JSON lives here (`from_api`) so the client stays a thin transport
+and views never index into dicts.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ComputeState(enum.StrEnum):
+    """What the GPU is doing, as the API reports it (`unknown` before the first answer)."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    LOADING_MODEL = "loading_model"
+    READY = "ready"
+    STOPPING = "stopping"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: object) -> ComputeState:
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def label(self) -> str:
+        return _STATE_LABELS[self]
+
+
+_STATE_LABELS = {
+    ComputeState.STOPPED: "GPU stopped",
+    ComputeState.STARTING: "GPU starting",
+    ComputeState.LOADING_MODEL: "Loading model",
+    ComputeState.READY: "GPU ready",
+    ComputeState.STOPPING: "GPU stopping",
+    ComputeState.UNKNOWN: "Status unknown",
+}
+
+TERMINAL_STATUSES = frozenset({"done", "failed", "cancelled", "expired"})
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _int(value: object) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True)
+class Compute:
+    """The compute part of an answer: state and seconds until ready."""
+
+    state: ComputeState = ComputeState.UNKNOWN
+    eta_s: float = 0.0
+
+    @classmethod
+    def from_api(cls, data: object) -> Compute:
+        if not isinstance(data, dict):
+            return cls()
+        return cls(ComputeState.parse(data.get("state")), _float(data.get("eta_s")) or 0.0)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The budget guard's view: `ok`, `warning`, `exceeded` or `unknown`."""
+
+    state: str = "unknown"
+    month_to_date_usd: float | None = None
+    warning_usd: float | None = None
+    hard_cap_usd: float | None = None
+
+    @classmethod
+    def from_api(cls, data: object) -> Budget:
+        if not isinstance(data, dict):
+            return cls()
+        return cls(
+            str(data.get("state") or "unknown"),
+            _float(data.get("month_to_date_usd")),
+            _float(data.get("warning_usd")),
+            _float(data.get("hard_cap_usd")),
+        )
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """`GET /status`: compute, worker, queue and budget."""
+
+    compute: Compute = field(default_factory=Compute)
+    instance_type: str | None = None
+    since: float | None = None
+    detail: str = ""
+    engine: str | None = None
+    model: str | None = None
+    queue_depth: int = 0
+    budget: Budget = field(default_factory=Budget)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> ServerStatus:
+        compute = data.get("compute") or {}
+        worker = data.get("worker") or {}
+        return cls(
+            compute=Compute.from_api(compute),
+            instance_type=compute.get("instance_type"),
+            since=_float(compute.get("since")),
+            detail=str(compute.get("detail") or ""),
+            engine=worker.get("engine"),
+            model=worker.get("model"),
+            queue_depth=_int(data.get("queue_depth")) or 0,
+            budget=Budget.from_api(data.get("budget")),
+        )
+
+
+@dataclass(frozen=True)
+class PromptState:
+    """`GET /prompts/{id}` (and the 202 of `POST /prompts`, which has no text yet)."""
+
+    request_id: str
+    status: str
+    text: str = ""
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    queued_s: float | None = None
+    wake_s: float | None = None
+    first_token_s: float | None = None
+    total_s: float | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    compute: Compute = field(default_factory=Compute)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> PromptState:
+        usage = data.get("usage") or {}
+        timings = data.get("timings") or {}
+        error = data.get("error")
+        message = None
+        if isinstance(error, dict):
+            message = str(error.get("message") or error.get("code") or "failed")
+        return cls(
+            request_id=str(data.get("request_id", "")),
+            status=str(data.get("status", "queued")),
+            text=str(data.get("text") or ""),
+            model=data.get("model"),
+            prompt_tokens=_int(usage.get("prompt_tokens")),
+            completion_tokens=_int(usage.get("completion_tokens")),
+            queued_s=_float(timings.get("queued_s")),
+            wake_s=_float(timings.get("wake_s")),
+            first_token_s=_float(timings.get("first_token_s")),
+            total_s=_float(timings.get("total_s")),
+            cost_usd=_float(data.get("cost_usd")),
+            error=message,
+            compute=Compute.from_api(data.get("compute")),
+        )
+
+
+@dataclass
+class Conversation:
+    """A chat and its own generation settings."""
+
+    id: int
+    title: str
+    system_prompt: str = ""
+    temperature: float = 0.7
+    max_tokens: int = 512
+    model: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass
+class ChatMessage:
+    """One turn. An assistant turn keeps its request id until it ends, so it can resume."""
+
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    status: str = "done"
+    request_id: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    first_token_s: float | None = None
+    total_s: float | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    created_at: float = 0.0
+
+    @property
+    def in_flight(self) -> bool:
+        return self.role == "assistant" and self.status not in TERMINAL_STATUSES
+
+    def apply(self, state: PromptState) -> None:
+        """Take the server's latest view of this answer."""
+        self.status = state.status
+        self.content = state.text
+        self.prompt_tokens = state.prompt_tokens
+        self.completion_tokens = state.completion_tokens
+        self.first_token_s = state.first_token_s
+        self.total_s = state.total_s
+        self.cost_usd = state.cost_usd
+        self.error = state.error

@@ -1,0 +1,78 @@
+"""Settings that are not secrets, as JSON under the config dir, with defaults.
+
+Only keys named in DEFAULTS are kept; a damaged file falls back to the defaults rather
+than stopping the app from starting (the file is rewritten on the next save).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "profile": {"kind": "local"},
+    "local": {"engine": "echo", "port": 0},
+    "aws": {
+        "api_url": "",
+        "region": "us-east-1",
+        "user_pool_id": "",
+        "client_id": "",
+        "username": "",
+    },
+    "chat": {"system_prompt": "", "temperature": 0.7, "max_tokens": 512, "model": ""},
+    "window": {"last_conversation": 0},
+}
+
+
+class Settings:
+    """Dotted-key access (`settings.get("aws.region")`) to a JSON file with defaults."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._data = copy.deepcopy(DEFAULTS)
+        self.load_error: str | None = None
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            self.load_error = f"Settings file {self.path} could not be read ({exc}); using defaults."
+            return
+        if not isinstance(raw, dict):
+            return
+        for section, values in DEFAULTS.items():
+            stored = raw.get(section)
+            if isinstance(stored, dict):
+                for key in values:
+                    if key in stored:
+                        self._data[section][key] = stored[key]
+
+    @property
+    def first_run(self) -> bool:
+        return not self.path.exists()
+
+    def get(self, key: str) -> Any:
+        section, name = key.split(".", 1)
+        return self._data[section][name]
+
+    def set(self, key: str, value: Any) -> None:
+        section, name = key.split(".", 1)
+        if name not in DEFAULTS[section]:
+            raise KeyError(key)
+        self._data[section][name] = value
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self._data[name])
+
+    def save(self) -> None:
+        """Write atomically, so a crash never leaves half a file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._data, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)

@@ -1,0 +1,197 @@
+"""Sending prompts and following their answers, independent of which chat is on screen.
+
+Every answer is a stored assistant message with its request id; one PromptPoller follows
+each until it ends, writing progress to the history store. So an answer keeps growing
+while the person looks at another chat, and one still running when the app quit is picked
+up again on the next start (`resume`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop.core.errors import AppError
+from desktop.core.history import HistoryStore
+from desktop.core.models import ChatMessage, Compute, PromptState
+from desktop.qt.poller import PromptPoller
+from desktop.qt.runner import Runner
+from desktop.services.api import ApiClient
+
+TITLE_CHARS = 48
+
+
+class ChatSession(QObject):
+    """Send, stop and resume answers; tells views through signals."""
+
+    message_changed = Signal(object)  # ChatMessage (added or updated)
+    error = Signal(object)  # AppError to show
+    compute_hint = Signal(object)  # Compute, from a prompt answer (fresher than /status)
+    inflight_changed = Signal(int)
+
+    def __init__(
+        self, history: HistoryStore, runner: Runner, api: ApiClient | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.history = history
+        self._runner = runner
+        self._api = api
+        self._pollers: dict[int, PromptPoller] = {}
+        self._sending: set[int] = set()
+
+    @property
+    def api(self) -> ApiClient | None:
+        return self._api
+
+    def set_api(self, api: ApiClient | None) -> None:
+        self._api = api
+
+    def inflight(self) -> int:
+        return len(self._pollers) + len(self._sending)
+
+    def is_busy(self, conv_id: int) -> bool:
+        ids = set(self._pollers) | self._sending
+        return any(m.id in ids for m in self.history.messages(conv_id) if m.role == "assistant")
+
+    # send ----------------------------------------------------------------------------
+
+    def send(self, conv_id: int, text: str) -> ChatMessage | None:
+        """Store the prompt and an empty answer, then submit off the UI thread."""
+        conv = self.history.conversation(conv_id)
+        api = self._api
+        if conv is None or not text.strip():
+            return None
+        if api is None:
+            self.error.emit(AppError("Not connected yet; wait for the status bar to say so."))
+            return None
+        earlier = [m for m in self.history.messages(conv_id) if m.content and m.status == "done"]
+        if not earlier and conv.title == "New chat":
+            title = " ".join(text.split())
+            self.history.rename(conv_id, title[:TITLE_CHARS] + ("…" if len(title) > TITLE_CHARS else ""))
+        user = self.history.add_message(conv_id, "user", text)
+        answer = self.history.add_message(conv_id, "assistant", "", status="sending")
+        self.message_changed.emit(user)
+        self.message_changed.emit(answer)
+
+        messages = [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt else []
+        messages += [{"role": m.role, "content": m.content} for m in earlier]
+        messages.append({"role": "user", "content": text})
+        key = uuid.uuid4().hex
+        params = {"max_tokens": conv.max_tokens, "temperature": conv.temperature,
+                  "model": conv.model, "idempotency_key": key}
+
+        self._sending.add(answer.id)
+        self.inflight_changed.emit(self.inflight())
+        self._runner.run(
+            lambda: api.submit(messages, **params),
+            lambda state: self._accepted(answer.id, state),
+            lambda exc: self._refused(answer.id, exc),
+        )
+        return answer
+
+    def _accepted(self, msg_id: int, state: PromptState) -> None:
+        self._sending.discard(msg_id)
+        msg = self.history.message(msg_id)
+        if msg is None:  # its chat was deleted meanwhile
+            return
+        msg.request_id = state.request_id
+        msg.status = state.status
+        self.history.update_message(msg)
+        self.message_changed.emit(msg)
+        self.compute_hint.emit(state.compute)
+        self._follow(msg)
+
+    def _refused(self, msg_id: int, exc: BaseException) -> None:
+        self._sending.discard(msg_id)
+        self.inflight_changed.emit(self.inflight())
+        error = exc if isinstance(exc, AppError) else AppError(f"Sending failed: {exc}")
+        msg = self.history.message(msg_id)
+        if msg is not None:
+            msg.status = "failed"
+            msg.error = str(error)
+            self.history.update_message(msg)
+            self.message_changed.emit(msg)
+        self.error.emit(error)
+
+    # follow --------------------------------------------------------------------------
+
+    def _follow(self, msg: ChatMessage) -> None:
+        api = self._api
+        if api is None or msg.request_id is None or msg.id in self._pollers:
+            return
+        poller = PromptPoller(self._runner, api.prompt, msg.request_id, self)
+        poller.updated.connect(lambda state, mid=msg.id: self._progress(mid, state))
+        poller.failed.connect(self.error.emit)
+        poller.finished.connect(lambda state, mid=msg.id: self._ended(mid, state))
+        self._pollers[msg.id] = poller
+        self.inflight_changed.emit(self.inflight())
+        poller.start()
+
+    def _progress(self, msg_id: int, state: PromptState) -> None:
+        msg = self.history.message(msg_id)
+        if msg is None:
+            self._drop(msg_id)
+            return
+        if (msg.content, msg.status, msg.completion_tokens) != (
+            state.text, state.status, state.completion_tokens
+        ):
+            msg.apply(state)
+            self.history.update_message(msg)
+            self.message_changed.emit(msg)
+        if state.compute != Compute():
+            self.compute_hint.emit(state.compute)
+
+    def _ended(self, msg_id: int, state: PromptState | None) -> None:
+        self._drop(msg_id)
+        msg = self.history.message(msg_id)
+        if msg is None:
+            return
+        if state is None:
+            if msg.in_flight:
+                msg.status = "expired"
+                msg.error = "The answer is no longer on the server (results are kept 5 minutes)."
+                self.history.update_message(msg)
+                self.message_changed.emit(msg)
+        elif state.status == "failed" and state.error:
+            self.error.emit(AppError(state.error, code="failed"))
+
+    def _drop(self, msg_id: int) -> None:
+        poller = self._pollers.pop(msg_id, None)
+        if poller is not None:
+            poller.stop()
+            poller.deleteLater()
+            self.inflight_changed.emit(self.inflight())
+
+    # stop / resume -------------------------------------------------------------------
+
+    def stop(self, msg_id: int) -> None:
+        """Cancel on the server (the engine stops generating); the poller sees `cancelled`."""
+        msg = self.history.message(msg_id)
+        api = self._api
+        if msg is None or api is None or msg.request_id is None or not msg.in_flight:
+            return
+        rid = msg.request_id
+        self._runner.run(
+            lambda: api.cancel(rid),
+            lambda state: self._progress(msg_id, state),
+            lambda exc: self.error.emit(exc if isinstance(exc, AppError) else AppError(str(exc))),
+        )
+
+    def stop_conversation(self, conv_id: int) -> None:
+        for msg in self.history.messages(conv_id):
+            if msg.id in self._pollers:
+                self.stop(msg.id)
+
+    def resume(self) -> int:
+        """Follow every answer that was still running when the app last closed."""
+        self.history.fail_unsent()
+        pending = self.history.in_flight_messages()
+        for msg in pending:
+            self._follow(msg)
+        return len(pending)
+
+    def shutdown(self) -> None:
+        for msg_id in list(self._pollers):
+            self._drop(msg_id)

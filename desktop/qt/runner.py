@@ -1,0 +1,83 @@
+"""Run a plain callable off the UI thread; its result or error arrives on the UI thread.
+
+The only place threads exist in the app. A Task is a QObject created on the UI thread; the
+worker thread emits its private signal, which Qt queues to the Task's (UI) thread, where
+the public `done`/`failed` signals fire and the callbacks run. Widgets are therefore
+never touched from a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+
+class Task(QObject):
+    """One background call. `done(result)` or `failed(exception)` fires exactly once."""
+
+    done = Signal(object)
+    failed = Signal(object)
+    _finished = Signal(bool, object)
+
+    def __init__(self, fn: Callable[[], Any], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.fn = fn
+        self._finished.connect(self._deliver)
+
+    @Slot(bool, object)
+    def _deliver(self, ok: bool, value: object) -> None:
+        (self.done if ok else self.failed).emit(value)
+        self.deleteLater()
+
+
+class _Job(QRunnable):
+    def __init__(self, task: Task) -> None:
+        super().__init__()
+        self.task = task
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        fn = self.task.fn
+        try:
+            result = fn()
+        except BaseException as exc:  # delivered to the UI, never lost in a thread
+            self.task._finished.emit(False, exc)
+        else:
+            self.task._finished.emit(True, result)
+
+
+class Runner(QObject):
+    """A private thread pool; `shutdown()` joins it (tests call it in teardown)."""
+
+    def __init__(self, max_threads: int = 4, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(max_threads)
+        self._closed = False
+
+    def run(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> Task:
+        """Start `fn()` on a worker thread; callbacks run on the UI thread."""
+        task = Task(fn, self)
+        if on_done is not None:
+            task.done.connect(on_done)
+        if on_error is not None:
+            task.failed.connect(on_error)
+        if not self._closed:
+            self._pool.start(_Job(task))
+        return task
+
+    def active(self) -> int:
+        return self._pool.activeThreadCount()
+
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
+        """Stop taking work and wait for running calls; True when all have finished."""
+        self._closed = True
+        self._pool.clear()
+        return self._pool.waitForDone(timeout_ms)

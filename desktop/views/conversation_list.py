@@ -1,0 +1,93 @@
+"""The side list of chats: search, new, rename (double-click or F2), delete, export."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.models import Conversation
+
+_ID = Qt.ItemDataRole.UserRole
+
+
+class ConversationList(QWidget):
+    """Shows conversations and asks the window to act on them through signals."""
+
+    selected = Signal(int)
+    new_requested = Signal()
+    search_changed = Signal(str)
+    rename_requested = Signal(int, str)
+    delete_requested = Signal(int)
+    export_requested = Signal(int, str)  # conversation id, "md" | "json"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Search chats")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.search_changed)
+        self.new_button = QPushButton("New chat", self)
+        self.new_button.clicked.connect(self.new_requested)
+        self.items = QListWidget(self)
+        self.items.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.items.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.items.customContextMenuRequested.connect(self._menu)
+        self.items.currentItemChanged.connect(self._current_changed)
+        self.items.itemChanged.connect(self._edited)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 0, 6)
+        layout.addWidget(self.new_button)
+        layout.addWidget(self.search)
+        layout.addWidget(self.items, 1)
+        self._filling = False
+
+    def set_conversations(self, conversations: list[Conversation], current: int | None) -> None:
+        self._filling = True
+        self.items.clear()
+        for conv in conversations:
+            item = QListWidgetItem(conv.title)
+            item.setData(_ID, conv.id)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+            self.items.addItem(item)
+            if conv.id == current:
+                self.items.setCurrentItem(item)
+        self._filling = False
+
+    def ids(self) -> list[int]:
+        return [self.items.item(i).data(_ID) for i in range(self.items.count())]
+
+    def current_id(self) -> int | None:
+        item = self.items.currentItem()
+        return item.data(_ID) if item else None
+
+    def _current_changed(self, item: QListWidgetItem | None, _previous: object) -> None:
+        if item is not None and not self._filling:
+            self.selected.emit(item.data(_ID))
+
+    def _edited(self, item: QListWidgetItem) -> None:
+        if not self._filling:
+            self.rename_requested.emit(item.data(_ID), item.text())
+
+    def _menu(self, pos: object) -> None:
+        item = self.items.itemAt(pos)  # type: ignore[arg-type]
+        if item is None:
+            return
+        conv_id = item.data(_ID)
+        menu = QMenu(self)
+        menu.addAction("Rename", lambda: self.items.editItem(item))
+        menu.addAction("Export as Markdown…", lambda: self.export_requested.emit(conv_id, "md"))
+        menu.addAction("Export as JSON…", lambda: self.export_requested.emit(conv_id, "json"))
+        menu.addSeparator()
+        menu.addAction("Delete", lambda: self.delete_requested.emit(conv_id))
+        menu.exec(self.items.viewport().mapToGlobal(pos))  # type: ignore[arg-type]

@@ -1,0 +1,100 @@
+"""Choose the profile: Local (this computer) or AWS (API URL, region, user pool, client)."""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.settings import Settings
+
+_POOL = re.compile(r"^[\w-]+_[0-9A-Za-z]+$")
+_URL = re.compile(r"^https?://\S+$")
+
+
+def aws_profile_problems(values: dict[str, str]) -> list[str]:
+    """What is missing or malformed in an AWS profile, in words."""
+    problems = []
+    if not _URL.match(values.get("api_url", "")):
+        problems.append("API URL must start with https://")
+    if not values.get("region"):
+        problems.append("Region is missing")
+    if not _POOL.match(values.get("user_pool_id", "")):
+        problems.append("User pool id looks like us-east-1_AbCdEf123")
+    if not values.get("client_id"):
+        problems.append("App client id is missing")
+    return problems
+
+
+class SettingsDialog(QDialog):
+    """Edits the profile part of Settings; saves on OK when it is complete."""
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Profile")
+        self.settings = settings
+        self.local = QRadioButton("Local — this computer, no account needed", self)
+        self.aws = QRadioButton("AWS — your own stack", self)
+        group = QButtonGroup(self)
+        group.addButton(self.local)
+        group.addButton(self.aws)
+        (self.aws if settings.get("profile.kind") == "aws" else self.local).setChecked(True)
+
+        self.fields: dict[str, QLineEdit] = {}
+        box = QGroupBox("AWS profile (the deploy wizard fills this in)", self)
+        form = QFormLayout(box)
+        for key, label in (("api_url", "API URL"), ("region", "Region"),
+                           ("user_pool_id", "User pool id"), ("client_id", "App client id"),
+                           ("username", "User name")):
+            edit = QLineEdit(str(settings.get(f"aws.{key}")), box)
+            self.fields[key] = edit
+            form.addRow(label, edit)
+        self.aws_box = box
+        self.aws.toggled.connect(box.setEnabled)
+        box.setEnabled(self.aws.isChecked())
+
+        engine = settings.get("local.engine")
+        self.local_info = QLabel(f"Local engine: {engine}", self)
+        self.problems = QLabel(self)
+        self.problems.setStyleSheet("color: #b00020;")
+        self.problems.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.local)
+        layout.addWidget(self.local_info)
+        layout.addWidget(self.aws)
+        layout.addWidget(box)
+        layout.addWidget(self.problems)
+        layout.addWidget(QLabel("A new profile takes effect after restarting TinyLlama.", self))
+        layout.addWidget(buttons)
+
+    def values(self) -> dict[str, str]:
+        return {key: edit.text().strip() for key, edit in self.fields.items()}
+
+    def save(self) -> None:
+        values = self.values()
+        if self.aws.isChecked():
+            problems = aws_profile_problems(values)
+            if problems:
+                self.problems.setText("; ".join(problems) + ".")
+                return
+        self.settings.set("profile.kind", "aws" if self.aws.isChecked() else "local")
+        for key, value in values.items():
+            self.settings.set(f"aws.{key}", value)
+        self.settings.save()
+        self.accept()

@@ -1,0 +1,115 @@
+"""The always-visible strip that says what the GPU does, with a countdown, and why a
+prompt waits; it turns red for the budget guard's refusal and for connection errors."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
+
+from desktop.core import wake
+from desktop.core.errors import AppError, BudgetExceededError
+from desktop.core.models import Compute, ComputeState, ServerStatus
+
+_DOT = {
+    ComputeState.READY: "#2e9d4b",
+    ComputeState.STARTING: "#e0a100",
+    ComputeState.LOADING_MODEL: "#e0a100",
+    ComputeState.STOPPING: "#d46b08",
+    ComputeState.STOPPED: "#8c8c8c",
+    ComputeState.UNKNOWN: "#bfbfbf",
+}
+
+
+class WakeStatusBar(QWidget):
+    """Feed it `/status` answers, prompt hints, the waiting count and errors."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.status = ServerStatus()
+        self._received = time.monotonic()
+        self._waiting = 0
+        self._error: AppError | None = None
+        self.dot = QLabel("●", self)
+        self.label = QLabel("Connecting…", self)
+        self.label.setObjectName("wakeStatus")
+        self.error_label = QLabel(self)
+        self.error_label.setObjectName("wakeError")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #b00020;")
+        self.error_label.setVisible(False)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 2, 8, 2)
+        layout.addWidget(self.dot)
+        layout.addWidget(self.label)
+        layout.addWidget(self.error_label, 1)
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._refresh)
+        self._refresh()
+
+    @property
+    def state(self) -> ComputeState:
+        return self.status.compute.state
+
+    @property
+    def error(self) -> AppError | None:
+        return self._error
+
+    def text(self) -> str:
+        return self.label.text()
+
+    def error_text(self) -> str:
+        return self.error_label.text() if self.error_label.isVisible() else ""
+
+    def set_status(self, status: ServerStatus) -> None:
+        self.status = status
+        self._received = time.monotonic()
+        if not isinstance(self._error, BudgetExceededError) or status.budget.state != "exceeded":
+            self.clear_error()
+        if status.budget.state == "exceeded" and self._error is None:
+            spent = status.budget.month_to_date_usd
+            self.show_error(BudgetExceededError(
+                "The monthly budget is used up"
+                + (f" (${spent:.2f})" if spent is not None else "")
+                + ", so the GPU stays off. See the cost panel to raise the cap."
+            ))
+        self._refresh()
+
+    def set_compute(self, compute: Compute) -> None:
+        """A fresher compute state from a prompt answer, between `/status` polls."""
+        if compute.state is ComputeState.UNKNOWN:
+            return
+        self.status = ServerStatus(
+            compute=compute, instance_type=self.status.instance_type, since=self.status.since,
+            detail=self.status.detail, engine=self.status.engine, model=self.status.model,
+            queue_depth=self.status.queue_depth, budget=self.status.budget,
+        )
+        self._received = time.monotonic()
+        self._refresh()
+
+    def set_waiting(self, count: int) -> None:
+        self._waiting = count
+        self._refresh()
+
+    def show_error(self, error: AppError) -> None:
+        self._error = error
+        prefix = "Budget reached: " if isinstance(error, BudgetExceededError) else ""
+        self.error_label.setText(prefix + str(error))
+        self.error_label.setVisible(True)
+
+    def clear_error(self) -> None:
+        self._error = None
+        self.error_label.clear()
+        self.error_label.setVisible(False)
+
+    def _refresh(self) -> None:
+        eta_left = max(self.status.compute.eta_s - (time.monotonic() - self._received), 0.0)
+        self.label.setText(wake.describe(self.status, eta_left, self._waiting))
+        self.dot.setStyleSheet(f"color: {_DOT[self.state]}; font-size: 14px;")
+        counting = self.state in (ComputeState.STARTING, ComputeState.LOADING_MODEL)
+        if counting and not self._tick.isActive():
+            self._tick.start()
+        elif not counting and self._tick.isActive():
+            self._tick.stop()
