@@ -1,0 +1,153 @@
+"""Engines behind one interface (`backend.core.ports.Engine`).
+
+- `EchoEngine`: the seed's MVP; streams the last user message back word by word. With a
+  per-word delay it is also the engine "whose time is known" in the benchmarks.
+- `OpenAIEngine`: any OpenAI-compatible server through the `openai` SDK. On the GPU
+  instance that is vLLM on localhost:8000; closing the stream makes vLLM abort the request,
+  which is how a cancel really stops the GPU.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from backend.core.errors import TinyLlamaError
+from backend.core.ports import Chunk
+
+
+class EngineError(TinyLlamaError):
+    """The engine failed to answer; the message is shown with the failed prompt."""
+
+    status = 503
+    code = "engine_error"
+
+
+def _last_user_text(messages: list[dict[str, str]]) -> str:
+    for msg in reversed(messages):
+        if msg["role"] == "user":
+            return msg["content"]
+    return messages[-1]["content"]
+
+
+class EchoEngine:
+    """Streams the last user message back, one word per `delay_s`."""
+
+    name = "echo"
+
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s
+        # An Event, not time.sleep: a cancelled job stops waiting at once.
+        self._never = threading.Event()
+
+    def ready(self) -> bool:
+        return True
+
+    def stream(
+        self, messages: list[dict[str, str]], params: dict[str, Any], should_stop: Callable[[], bool]
+    ) -> Iterator[Chunk]:
+        words = _last_user_text(messages).split(" ")
+        limit = int(params.get("max_tokens") or len(words))
+        sent = 0
+        for i, word in enumerate(words[:limit]):
+            if should_stop():
+                yield Chunk(finish_reason="cancelled", prompt_tokens=len(words), completion_tokens=sent)
+                return
+            if self.delay_s:
+                self._never.wait(self.delay_s)
+            sent += 1
+            yield Chunk(text=word if i == 0 else " " + word)
+        reason = "length" if limit < len(words) else "stop"
+        yield Chunk(finish_reason=reason, prompt_tokens=len(words), completion_tokens=sent)
+
+
+class OpenAIEngine:
+    """An OpenAI-compatible chat completions server (vLLM, or any URL)."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str = "EMPTY",
+        model: str | None = None,
+        timeout_s: float = 60.0,
+        client: Any = None,
+    ):
+        if client is None:
+            import openai  # heavy import: only where this engine is used
+
+            client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
+        self.client = client
+        self.model = model
+        self.base_url = base_url
+
+    def ready(self) -> bool:
+        """True once the server lists a model (vLLM answers only after loading it)."""
+        try:
+            models = self.client.models.list()
+        except Exception:  # any failure means "not yet"; the worker retries with backoff
+            return False
+        ids = [m.id for m in models.data]
+        if not ids:
+            return False
+        if self.model is None:
+            self.model = ids[0]
+        return True
+
+    def stream(
+        self, messages: list[dict[str, str]], params: dict[str, Any], should_stop: Callable[[], bool]
+    ) -> Iterator[Chunk]:
+        import openai
+
+        try:
+            stream = self.client.chat.completions.create(
+                model=params.get("model") or self.model,
+                messages=messages,
+                max_tokens=params.get("max_tokens"),
+                temperature=params.get("temperature"),
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        except openai.NotFoundError as exc:
+            raise EngineError(f"The model server does not have that model ({exc.message}).") from None
+        except openai.APIStatusError as exc:
+            raise EngineError(f"The model server refused the prompt: {exc.message}") from None
+        except openai.APIError as exc:
+            raise EngineError(f"The model server is not answering ({exc.__class__.__name__}).") from None
+        finish: str | None = None
+        usage = None
+        try:
+            for event in stream:
+                if should_stop():
+                    finish = "cancelled"
+                    break
+                if event.usage is not None:
+                    usage = event.usage
+                for choice in event.choices:
+                    if choice.delta and choice.delta.content:
+                        yield Chunk(text=choice.delta.content)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        except openai.APIError as exc:
+            raise EngineError(f"The model server stopped mid-answer ({exc.__class__.__name__}).") from None
+        finally:
+            # Closing the HTTP response is what makes vLLM abort the generation.
+            stream.close()
+        yield Chunk(
+            finish_reason=finish or "stop",
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+        )
+
+
+def make_engine(kind: str, *, url: str | None = None, model: str | None = None, api_key: str = "EMPTY",
+                echo_delay_s: float = 0.0) -> Any:
+    """Build an engine by name: echo, or openai/vllm (an OpenAI-compatible URL)."""
+    if kind == "echo":
+        return EchoEngine(echo_delay_s)
+    if kind in ("openai", "vllm"):
+        return OpenAIEngine(url or "http://127.0.0.1:8000/v1", model=model, api_key=api_key)
+    raise ValueError(f"unknown engine {kind!r}: use echo, openai or vllm")

@@ -1,0 +1,382 @@
+"""The job queue in Redis: a Stream with a consumer group, and one hash per request.
+
+Keys (all under one prefix, default `tl`):
+
+- `tl:jobs`            Stream of `{id}` entries; consumer group `workers`.
+- `tl:req:{id}`        Hash: owner, status, messages, params, text, timings, usage, error.
+                       Expires `result_ttl_s` after the request ends.
+- `tl:gone:{id}`       The owner of a request whose result has expired, so that its owner
+                       gets `expired` rather than a bare 404.
+- `tl:idem:{owner}:{key}` Idempotency key → request id (`SET NX EX`).
+- `tl:hb:{worker}`     Worker heartbeat (JSON), with a TTL.
+- `tl:wake`            Hash of the wake in progress: requested, running, ready (unix time).
+- `tl:wakes`           List of past wakes (JSON of their phases), newest first.
+
+Status changes go through one Lua script so that the router's cancel and the worker's
+progress never overwrite each other: a change happens only from the states that
+`backend.core.jobs.ALLOWED` lists.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from backend.core.errors import NotFound, Unavailable
+from backend.core.jobs import ALLOWED, TERMINAL, JobStatus
+from backend.core.prompts import PromptRequest
+
+GROUP = "workers"
+WAKE_HISTORY = 20
+
+# Set status (and fields) only when the current status is one of ARGV[2] (a comma list).
+# Returns "OK", the current status when refused, or false when the hash is gone.
+_TRANSITION = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return false end
+if not string.find(',' .. ARGV[2] .. ',', ',' .. cur .. ',', 1, true) then return cur end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('SET', KEYS[2], redis.call('HGET', KEYS[1], 'owner'), 'EX', 86400)
+end
+return 'OK'
+"""
+
+# Write streamed text only while the job is running; answer the status either way, so
+# the worker learns of a cancel on its next write without a separate round trip.
+_WRITE_TEXT = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if cur == 'running' then
+  redis.call('HSET', KEYS[1], 'text', ARGV[1])
+  if ARGV[2] ~= '' then redis.call('HSETNX', KEYS[1], 'first_token', ARGV[2]) end
+end
+return cur
+"""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One stream entry handed to a worker."""
+
+    entry_id: str
+    request_id: str
+    deliveries: int = 1
+
+
+def _allowed_from(new: JobStatus) -> str:
+    return ",".join(s.value for s, targets in ALLOWED.items() if new in targets)
+
+
+def _decode(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisQueue:
+    """Router and worker view of the queue. Thread-safe (redis-py pools connections)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "tl",
+        result_ttl_s: int = 300,
+        active_ttl_s: int = 86_400,
+        idempotency_ttl_s: int = 86_400,
+        max_deliveries: int = 3,
+    ):
+        self.r = client
+        self.prefix = prefix
+        self.result_ttl_s = result_ttl_s
+        self.active_ttl_s = active_ttl_s
+        self.idempotency_ttl_s = idempotency_ttl_s
+        self.max_deliveries = max_deliveries
+        self.stream = f"{prefix}:jobs"
+        self._transition = client.register_script(_TRANSITION)
+        self._write_text = client.register_script(_WRITE_TEXT)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisQueue:
+        """Connect lazily; `rediss://` gives TLS, as ElastiCache in-transit encryption needs."""
+        client = redis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
+        )
+        return cls(client, **kwargs)
+
+    # -- keys -------------------------------------------------------------------------
+    def _req(self, request_id: str) -> str:
+        return f"{self.prefix}:req:{request_id}"
+
+    def _gone(self, request_id: str) -> str:
+        return f"{self.prefix}:gone:{request_id}"
+
+    # -- router side -----------------------------------------------------------------
+    def submit(self, owner: str, prompt: PromptRequest, status: JobStatus = JobStatus.QUEUED) -> tuple[str, bool]:
+        """Enqueue a prompt; return (request_id, created). A known idempotency key returns
+        the first request's id and enqueues nothing."""
+        request_id = uuid.uuid4().hex
+        if prompt.idempotency_key:
+            idem = f"{self.prefix}:idem:{owner}:{prompt.idempotency_key}"
+            if not self.r.set(idem, request_id, nx=True, ex=self.idempotency_ttl_s):
+                existing = _decode(self.r.get(idem))
+                if existing:
+                    return existing, False
+        now = time.time()
+        fields = {
+            "owner": owner,
+            "status": status.value,
+            "messages": json.dumps(prompt.messages),
+            "params": json.dumps(prompt.params()),
+            "text": "",
+            "created": repr(now),
+        }
+        if status == JobStatus.WAKING:
+            fields["woke"] = "1"
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(self._req(request_id), mapping=fields)
+            pipe.expire(self._req(request_id), self.active_ttl_s)
+            pipe.xadd(self.stream, {"id": request_id})
+            pipe.execute()
+        return request_id, True
+
+    def get(self, owner: str, request_id: str) -> dict[str, Any]:
+        """The request as its owner sees it; NotFound for anyone else or an unknown id."""
+        raw = self.r.hgetall(self._req(request_id))
+        if not raw:
+            if _decode(self.r.get(self._gone(request_id))) == owner:
+                return {"request_id": request_id, "status": JobStatus.EXPIRED.value, "text": ""}
+            raise NotFound("No prompt with that id (it may have expired).")
+        job = {_decode(k): _decode(v) for k, v in raw.items()}
+        if job.get("owner") != owner:
+            raise NotFound("No prompt with that id (it may have expired).")
+        return _present(request_id, job)
+
+    def cancel(self, owner: str, request_id: str) -> dict[str, Any]:
+        """Cancel a request of `owner`; a finished one is returned unchanged."""
+        self.get(owner, request_id)
+        self.transition(request_id, JobStatus.CANCELLED, finished=repr(time.time()))
+        return self.get(owner, request_id)
+
+    def depth(self) -> int:
+        """Jobs not yet finished: waiting for a worker, or handed out and not acknowledged."""
+        try:
+            groups = self.r.xinfo_groups(self.stream)
+        except redis.ResponseError:  # no stream yet
+            return 0
+        for g in groups:
+            if _decode(g["name"]) == GROUP:
+                return int(g.get("lag") or 0) + int(g.get("pending") or 0)
+        return int(self.r.xlen(self.stream))
+
+    # -- state machine ---------------------------------------------------------------
+    def transition(self, request_id: str, new: JobStatus, **fields: Any) -> str | None:
+        """Move a request to `new` if allowed. Returns "OK", the blocking status, or None
+        when the request no longer exists. Terminal states start the result's TTL."""
+        ttl = self.result_ttl_s if new in TERMINAL else 0
+        args: list[Any] = [new.value, _allowed_from(new), ttl]
+        for k, v in fields.items():
+            args += [k, v if isinstance(v, str) else json.dumps(v)]
+        result = self._transition(keys=[self._req(request_id), self._gone(request_id)], args=args)
+        return _decode(result) if result else None
+
+    # -- worker side -----------------------------------------------------------------
+    def ensure_group(self) -> None:
+        """Create the stream and consumer group if missing (also after a Redis restart)."""
+        try:
+            self.r.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+        """New entries for this consumer, waiting up to `block_ms` for one."""
+        try:
+            reply = self.r.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()
+            return []
+        return [
+            Delivery(_decode(entry_id), _decode(fields[b"id"]))
+            for _stream, entries in reply or []
+            for entry_id, fields in entries
+        ]
+
+    def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 16) -> list[Delivery]:
+        """Take over entries a dead worker left pending for more than `min_idle_ms`."""
+        try:
+            _next, claimed, _deleted = self.r.xautoclaim(
+                self.stream, GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()
+            return []
+        out = []
+        for entry_id, fields in claimed:
+            info = self.r.xpending_range(self.stream, GROUP, min=entry_id, max=entry_id, count=1)
+            deliveries = int(info[0]["times_delivered"]) if info else 1
+            out.append(Delivery(_decode(entry_id), _decode(fields[b"id"]), deliveries))
+        return out
+
+    def touch(self, consumer: str, entry_ids: list[str]) -> None:
+        """Reset the idle time of entries this worker is still working on, so that a
+        long answer is not mistaken for a dead worker's."""
+        if entry_ids:
+            self.r.xclaim(self.stream, GROUP, consumer, min_idle_time=0, message_ids=entry_ids, justid=True)
+
+    def ack(self, entry_id: str) -> None:
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, GROUP, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            pipe.execute()
+
+    def start(self, delivery: Delivery, worker: str) -> dict[str, Any] | None:
+        """Mark a delivered job running and return it, or None when it should not run
+        (cancelled while queued, expired, or delivered too often)."""
+        key = self._req(delivery.request_id)
+        if delivery.deliveries > 1:
+            if delivery.deliveries > self.max_deliveries:
+                self.transition(
+                    delivery.request_id,
+                    JobStatus.FAILED,
+                    finished=repr(time.time()),
+                    error={
+                        "code": "worker_lost",
+                        "message": f"The worker stopped {delivery.deliveries - 1} times while "
+                        "answering this prompt, so it was given up. Try again.",
+                    },
+                )
+                return None
+            # Reclaimed from a dead worker: start the answer over.
+            self.transition(delivery.request_id, JobStatus.QUEUED, text="")
+            self.r.hdel(key, "first_token")
+        result = self.transition(
+            delivery.request_id, JobStatus.RUNNING, started=repr(time.time()), worker=worker
+        )
+        if result != "OK":
+            return None
+        raw = self.r.hgetall(key)
+        return {_decode(k): _decode(v) for k, v in raw.items()}
+
+    def write_text(self, request_id: str, text: str, first_token: float | None) -> str | None:
+        """Store the text so far; return the job's status (not 'running' means stop)."""
+        result = self._write_text(
+            keys=[self._req(request_id)], args=[text, repr(first_token) if first_token else ""]
+        )
+        return _decode(result) if result else None
+
+    def finish(self, delivery: Delivery, status: JobStatus, **fields: Any) -> str | None:
+        """End a job (done/failed) and acknowledge its entry. A job cancelled meanwhile
+        keeps its cancelled status but gets the final text and usage."""
+        fields.setdefault("finished", repr(time.time()))
+        result = self.transition(delivery.request_id, status, **fields)
+        if result == JobStatus.CANCELLED.value:
+            self.r.hset(
+                self._req(delivery.request_id),
+                mapping={k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items() if k != "error"},
+            )
+        self.ack(delivery.entry_id)
+        return result
+
+    def requeue(self, delivery: Delivery) -> None:
+        """Put a running job back to queued (cold stop); its entry stays pending so the
+        next worker reclaims it."""
+        self.transition(delivery.request_id, JobStatus.QUEUED, text="")
+
+    # -- heartbeats and wakes -------------------------------------------------------------
+    def heartbeat(self, worker: str, info: dict[str, Any], ttl_s: float) -> None:
+        self.r.set(f"{self.prefix}:hb:{worker}", json.dumps({**info, "ts": time.time()}), px=int(ttl_s * 1000))
+
+    def clear_heartbeat(self, worker: str) -> None:
+        self.r.delete(f"{self.prefix}:hb:{worker}")
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Heartbeats of live workers, freshest first."""
+        keys = list(self.r.scan_iter(match=f"{self.prefix}:hb:*", count=100))
+        beats = [json.loads(v) for v in self.r.mget(keys) if v] if keys else []
+        return sorted(beats, key=lambda b: b.get("ts", 0), reverse=True)
+
+    def wake_started(self) -> bool:
+        """Record that a wake was requested now; False when one is already under way."""
+        key = f"{self.prefix}:wake"
+        if self.r.hsetnx(key, "requested", repr(time.time())):
+            self.r.expire(key, 3600)
+            return True
+        return False
+
+    def wake_phase(self, phase: str) -> None:
+        """Record when the wake in progress reached `phase` (first time only)."""
+        key = f"{self.prefix}:wake"
+        if self.r.exists(key):
+            self.r.hsetnx(key, phase, repr(time.time()))
+
+    def wake_current(self) -> dict[str, float]:
+        raw = self.r.hgetall(f"{self.prefix}:wake")
+        return {_decode(k): float(v) for k, v in raw.items()}
+
+    def wake_ready(self) -> dict[str, float] | None:
+        """Close the wake in progress (the worker is ready); keep its phases in history."""
+        key = f"{self.prefix}:wake"
+        self.wake_phase("ready")
+        phases = self.wake_current()
+        if "requested" not in phases:
+            return None
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.lpush(f"{self.prefix}:wakes", json.dumps(phases))
+            pipe.ltrim(f"{self.prefix}:wakes", 0, WAKE_HISTORY - 1)
+            pipe.delete(key)
+            pipe.execute()
+        return phases
+
+    def wake_history(self) -> list[dict[str, float]]:
+        return [json.loads(v) for v in self.r.lrange(f"{self.prefix}:wakes", 0, WAKE_HISTORY - 1)]
+
+    def ping(self) -> None:
+        """Raise Unavailable with a clear message when Redis does not answer."""
+        try:
+            self.r.ping()
+        except redis.RedisError as exc:
+            raise Unavailable(
+                "The queue is not answering (it may be restarting). Try again in a few seconds."
+            ) from exc
+
+
+def _num(job: dict[str, Any], key: str) -> float | None:
+    value = job.get(key)
+    return float(value) if value not in (None, "") else None
+
+
+def _span(start: float | None, end: float | None) -> float | None:
+    return round(end - start, 3) if start is not None and end is not None else None
+
+
+def _present(request_id: str, job: dict[str, Any]) -> dict[str, Any]:
+    """The contract's view of a request hash."""
+    created, started = _num(job, "created"), _num(job, "started")
+    first, finished = _num(job, "first_token"), _num(job, "finished")
+    params = json.loads(job.get("params") or "{}")
+    return {
+        "request_id": request_id,
+        "status": job.get("status"),
+        "text": job.get("text", ""),
+        "model": job.get("model") or params.get("model"),
+        "usage": json.loads(job["usage"]) if job.get("usage") else None,
+        "timings": {
+            "queued_s": _span(created, started),
+            "wake_s": _num(job, "wake_s"),
+            "first_token_s": _span(started, first),
+            "total_s": _span(created, finished),
+        },
+        "cost_usd": _num(job, "cost_usd"),
+        "error": json.loads(job["error"]) if job.get("error") else None,
+    }

@@ -1,0 +1,49 @@
+"""Month-to-date spend for the budget guard.
+
+`BudgetsSpend` reads the stack's AWS Budget (`CalculatedSpend.ActualSpend`). Budgets
+update only several times a day (DESIGN.md), so the figure is cached for an hour in
+Redis and shared by every Lambda instance; `StaticSpend` is the local profile's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StaticSpend:
+    """A fixed figure (local profile; `None` means unknown)."""
+
+    def __init__(self, usd: float | None):
+        self.usd = usd
+
+    def month_to_date_usd(self) -> float | None:
+        return self.usd
+
+
+class BudgetsSpend:
+    """The stack's budget's actual spend, cached in Redis for `ttl_s`."""
+
+    def __init__(self, account_id: str, budget_name: str, *, cache: Any = None, client: Any = None,
+                 ttl_s: int = 3600):
+        self.account_id = account_id
+        self.budget_name = budget_name
+        self.cache = cache
+        self.client = client
+        self.ttl_s = ttl_s
+        self.key = f"tl:spend:{budget_name}"
+
+    def month_to_date_usd(self) -> float | None:
+        if self.cache is not None:
+            hit = self.cache.get(self.key)
+            if hit is not None:
+                return float(hit)
+        if self.client is None:
+            import boto3  # only on this path
+
+            self.client = boto3.client("budgets")
+        budget = self.client.describe_budget(AccountId=self.account_id, BudgetName=self.budget_name)["Budget"]
+        actual = budget.get("CalculatedSpend", {}).get("ActualSpend", {})
+        usd = float(actual["Amount"]) if actual.get("Amount") is not None else None
+        if usd is not None and self.cache is not None:
+            self.cache.set(self.key, repr(usd), ex=self.ttl_s)
+        return usd

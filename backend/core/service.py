@@ -1,0 +1,195 @@
+"""The router's use cases: submit, read, cancel a prompt, and say what the GPU is doing.
+
+Plain Python over the ports: the queue, the compute control and the spend source come in
+through the constructor, so the Lambda, the local gateway and the tests wire their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from backend.core.errors import TinyLlamaError
+from backend.core.jobs import JobStatus
+from backend.core.policies import DEFAULT_WAKE_ETA_S, budget_state, check_budget, wake_eta
+from backend.core.ports import ComputeControl, ComputeState, MachineStatus, SpendSource
+from backend.core.prompts import PromptRequest
+
+log = logging.getLogger("tinyllama.router")
+
+# A heartbeat older than this means the worker is gone, whatever the machine says.
+HEARTBEAT_STALE_S = 10.0
+
+
+class Queue(Protocol):
+    """What the service needs of the queue (implemented by `RedisQueue`)."""
+
+    def submit(self, owner: str, prompt: PromptRequest, status: JobStatus = ...) -> tuple[str, bool]: ...
+    def get(self, owner: str, request_id: str) -> dict[str, Any]: ...
+    def cancel(self, owner: str, request_id: str) -> dict[str, Any]: ...
+    def depth(self) -> int: ...
+    def workers(self) -> list[dict[str, Any]]: ...
+    def wake_started(self) -> bool: ...
+    def wake_phase(self, phase: str) -> None: ...
+    def wake_current(self) -> dict[str, float]: ...
+    def wake_history(self) -> list[dict[str, float]]: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    warning_usd: float | None = None
+    hard_cap_usd: float | None = None
+
+
+class NoCompute:
+    """The compute of a stack without a GPU (the MVP): always "ready" with nothing to wake."""
+
+    def describe(self) -> MachineStatus:
+        return MachineStatus("running", detail="no GPU in this stack")
+
+    def start(self) -> str:
+        return "nothing to start"
+
+    def stop(self) -> str:
+        return "nothing to stop"
+
+
+class PromptService:
+    """Submit/read/cancel prompts and report compute state, waking the GPU when needed."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        compute: ComputeControl,
+        spend: SpendSource | None = None,
+        budget: Budget = Budget(),
+        clock: Any = time.time,
+        default_wake_s: float = DEFAULT_WAKE_ETA_S,
+    ):
+        self.queue = queue
+        self.compute = compute
+        self.spend = spend
+        self.budget = budget
+        self.clock = clock
+        self.default_wake_s = default_wake_s
+
+    def submit(self, owner: str, prompt: PromptRequest) -> dict[str, Any]:
+        """Enqueue; wake the GPU if it sleeps. 202 body of the contract."""
+        compute = self.compute_status()
+        if compute["state"] == ComputeState.READY:
+            request_id, _ = self.queue.submit(owner, prompt, JobStatus.QUEUED)
+            return {"request_id": request_id, "status": JobStatus.QUEUED.value, "compute": _short(compute)}
+        if compute["state"] in (ComputeState.STOPPED, ComputeState.STOPPING):
+            # The guard runs before enqueueing, so a refused prompt leaves nothing behind.
+            check_budget(self._spend(), self.budget.hard_cap_usd)
+        request_id, created = self.queue.submit(owner, prompt, JobStatus.WAKING)
+        if created:
+            compute = self.wake(compute)
+        job = self.queue.get(owner, request_id)
+        return {"request_id": request_id, "status": job["status"], "compute": _short(compute)}
+
+    def wake(self, compute: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Start the machine if it is stopped, recording when the wake began."""
+        compute = compute or self.compute_status()
+        if compute["state"] == ComputeState.STOPPED:
+            self.queue.wake_started()
+            result = self.compute.start()
+            log.info("wake requested: %s", result)
+            compute = self.compute_status()
+        return compute
+
+    def get(self, owner: str, request_id: str) -> dict[str, Any]:
+        """A prompt of `owner`. A prompt still waiting while the machine is stopped (its
+        worker died, or it idled out in a race) wakes the machine again, so the job is
+        reclaimed rather than left hanging."""
+        job = self.queue.get(owner, request_id)
+        if not JobStatus(job["status"]).terminal:
+            compute = self.compute_status()
+            if compute["state"] == ComputeState.STOPPED:
+                try:
+                    check_budget(self._spend(), self.budget.hard_cap_usd)
+                    compute = self.wake(compute)
+                except TinyLlamaError as exc:
+                    job["error"] = exc.to_body()["error"]
+            job["compute"] = _short(compute)
+        return job
+
+    def cancel(self, owner: str, request_id: str) -> dict[str, Any]:
+        return self.queue.cancel(owner, request_id)
+
+    def compute_status(self) -> dict[str, Any]:
+        """The machine's state combined with the worker's heartbeat, with a wake ETA."""
+        machine = self.compute.describe()
+        beats = self.queue.workers()
+        now = self.clock()
+        fresh = [b for b in beats if now - b.get("ts", 0) < HEARTBEAT_STALE_S]
+        ready = any(b.get("ready") for b in fresh)
+        state = {
+            "stopped": ComputeState.STOPPED,
+            "pending": ComputeState.STARTING,
+            "stopping": ComputeState.STOPPING,
+        }.get(machine.state)
+        if state is None:
+            state = ComputeState.READY if ready else ComputeState.LOADING_MODEL
+            self.queue.wake_phase("running")
+        history = [w["ready"] - w["requested"] for w in self.queue.wake_history() if "ready" in w]
+        if state == ComputeState.READY:
+            eta = 0.0
+        else:
+            current = self.queue.wake_current()
+            elapsed = now - current["requested"] if "requested" in current else 0.0
+            eta = wake_eta(history, elapsed, self.default_wake_s)
+            if state == ComputeState.STOPPING:
+                eta += 10.0  # it must finish stopping before it can start again
+        worker = None
+        if beats:
+            b = beats[0]
+            worker = {
+                "last_seen_s": round(now - b.get("ts", now), 1),
+                "engine": b.get("engine"),
+                "model": b.get("model"),
+                "inflight": b.get("inflight", 0),
+            }
+        return {
+            "state": state.value,
+            "eta_s": eta,
+            "instance_type": machine.instance_type,
+            "since": machine.since,
+            "detail": machine.detail,
+            "wakes_measured": len(history),
+            "worker": worker,
+        }
+
+    def status(self) -> dict[str, Any]:
+        """`GET /status`."""
+        compute = self.compute_status()
+        worker = compute.pop("worker")
+        spend = self._spend()
+        return {
+            "compute": compute,
+            "worker": worker,
+            "queue_depth": self.queue.depth(),
+            "budget": {
+                "state": budget_state(spend, self.budget.warning_usd, self.budget.hard_cap_usd),
+                "month_to_date_usd": spend,
+                "warning_usd": self.budget.warning_usd,
+                "hard_cap_usd": self.budget.hard_cap_usd,
+            },
+        }
+
+    def _spend(self) -> float | None:
+        if self.spend is None:
+            return None
+        try:
+            return self.spend.month_to_date_usd()
+        except TinyLlamaError:
+            raise
+        except Exception as exc:  # a spend lookup failing must not block prompts
+            log.warning("month-to-date spend unavailable: %s", exc)
+            return None
+
+
+def _short(compute: dict[str, Any]) -> dict[str, Any]:
+    return {"state": compute["state"], "eta_s": compute["eta_s"]}

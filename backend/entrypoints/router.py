@@ -1,0 +1,159 @@
+"""The router Lambda: API Gateway HTTP API (payload v2.0) → the prompt service.
+
+The handler only resolves the route; routes parse input, call the domain, and one
+exception handler maps domain errors to the contract's error shape. Configuration comes
+from environment variables only (see `backend.entrypoints.settings`). The same handler
+serves the seed's MVP stack, which has no queue: there `POST /` echoes and every other
+route answers 503.
+
+boto3 is imported only on the paths that call AWS, so a cold start stays small
+(`bench/router_import.py` measures it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+
+from backend.core.errors import InvalidRequest, TinyLlamaError, Unauthorized, Unavailable
+from backend.core.prompts import check_request_id, parse_json_body, parse_prompt
+
+log = logging.getLogger("tinyllama.router")
+
+_JSON = content_types.APPLICATION_JSON
+
+
+class Identity:
+    """Who is calling: the JWT's `sub`, after the checks the HTTP API authorizer skips."""
+
+    def __init__(self, verifier: Any = None, required_scope: str | None = None):
+        self.verifier = verifier
+        self.required_scope = required_scope
+
+    def owner(self, event: dict[str, Any]) -> str:
+        """Return the caller's `sub`, or raise Unauthorized saying what is wrong."""
+        if self.verifier is not None:
+            headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+            from backend.adapters.jwt_verify import claims_from_bearer
+
+            claims = claims_from_bearer(headers.get("authorization"), self.verifier)
+        else:
+            claims = (
+                ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}
+            ).get("claims") or {}
+        if not claims.get("sub"):
+            raise Unauthorized("Sign in first: this request carries no identity.")
+        # The HTTP API JWT authorizer does not check token_use (DESIGN.md): an id token
+        # would pass it, so the router refuses anything but access tokens itself.
+        if claims.get("token_use") != "access":
+            raise Unauthorized("Use an access token for this API, not an id token.")
+        if self.required_scope:
+            scopes = claims.get("scope", "")
+            scopes = scopes.split() if isinstance(scopes, str) else list(scopes)
+            if self.required_scope not in scopes:
+                raise Unauthorized(f"The token lacks the `{self.required_scope}` scope.")
+        return str(claims["sub"])
+
+
+def _json(status: int, body: Any) -> Response:
+    import json
+
+    return Response(status_code=status, content_type=_JSON, body=json.dumps(body))
+
+
+def create_app(service: Any, identity: Identity, mvp: Any = None) -> APIGatewayHttpResolver:
+    """Wire routes to a service. `service` is None on the MVP stack (no queue)."""
+    app = APIGatewayHttpResolver()
+
+    def need_service() -> Any:
+        if service is None:
+            raise Unavailable(
+                "This stack has no queue (it is the Lambda-only MVP). Deploy the full stack "
+                "to send prompts to a GPU.",
+                code="no_queue",
+            )
+        return service
+
+    def owner() -> str:
+        return identity.owner(app.current_event.raw_event)
+
+    @app.post("/")
+    def echo() -> Response:
+        body = app.current_event.decoded_body or ""
+        if len(body.encode()) > 256 * 1024:
+            from backend.core.errors import PayloadTooLarge
+
+            raise PayloadTooLarge("The body is over 256 KiB.")
+        result: dict[str, Any] = {"echo": body}
+        if mvp is not None:
+            result.update(mvp.store(body, app.current_event.request_context.request_id))
+        return _json(200, result)
+
+    @app.post("/prompts")
+    def submit() -> Response:
+        svc = need_service()
+        who = owner()
+        prompt = parse_prompt(parse_json_body(app.current_event.decoded_body))
+        return _json(202, svc.submit(who, prompt))
+
+    @app.get("/prompts/<request_id>")
+    def read(request_id: str) -> Response:
+        svc = need_service()
+        who = owner()
+        return _json(200, svc.get(who, check_request_id(request_id)))
+
+    @app.delete("/prompts/<request_id>")
+    def cancel(request_id: str) -> Response:
+        svc = need_service()
+        who = owner()
+        return _json(200, svc.cancel(who, check_request_id(request_id)))
+
+    @app.get("/status")
+    def status() -> Response:
+        svc = need_service()
+        owner()
+        return _json(200, svc.status())
+
+    @app.not_found
+    def not_found(_exc: Exception) -> Response:
+        return _json(404, {"error": {"code": "no_route", "message": "There is no such API route."}})
+
+    @app.exception_handler(TinyLlamaError)
+    def domain_error(exc: TinyLlamaError) -> Response:
+        return _json(exc.status, exc.to_body())
+
+    @app.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        import redis
+
+        if isinstance(exc, redis.RedisError):
+            log.warning("Redis unavailable: %s", exc)
+            err: TinyLlamaError = Unavailable(
+                "The queue is not answering (it may be restarting). Try again in a few seconds."
+            )
+        elif isinstance(exc, UnicodeDecodeError):
+            err = InvalidRequest("The body is not UTF-8 text.", status=400)
+        else:
+            log.exception("unexpected error")
+            err = TinyLlamaError("Something went wrong on the server; it has been logged.",
+                                 code="internal", status=500)
+        return _json(err.status, err.to_body())
+
+    return app
+
+
+@lru_cache(maxsize=1)
+def _app_from_env() -> APIGatewayHttpResolver:
+    from backend.entrypoints import settings
+
+    return create_app(settings.service_from_env(), settings.identity_from_env(), settings.mvp_from_env())
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point (`backend.entrypoints.router.handler`)."""
+    logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    return _app_from_env().resolve(event, context)

@@ -1,0 +1,156 @@
+"""Build the router's and the worker's parts from environment variables.
+
+| variable | meaning |
+| --- | --- |
+| REDIS_URL | `redis://` or `rediss://` URL (local profile, tests) |
+| REDIS_HOST, REDIS_PORT, REDIS_AUTH_SECRET | ElastiCache: TLS, auth token read from Secrets Manager |
+| RESULT_TTL_S | seconds a finished result is kept (300) |
+| MAX_DELIVERIES | deliveries before a job whose worker keeps dying is failed (3) |
+| COMPUTE_KIND | `ec2`, `none` (MVP) |
+| INSTANCE_ID, FALLBACK_INSTANCE_TYPE | the GPU instance; type to use when g4dn has no capacity |
+| BUDGET_WARNING_USD, BUDGET_HARD_CAP_USD | the budget guard |
+| BUDGET_NAME, ACCOUNT_ID | the AWS Budget whose actual spend the guard reads |
+| COGNITO_REGION, COGNITO_USER_POOL_ID, COGNITO_CLIENT_ID | verify tokens in the router too |
+| REQUIRED_SCOPE | scope every route but `POST /` requires |
+| DATA_BUCKET | MVP: store echoed prompts there |
+| ENGINE, ENGINE_URL, MODEL, OPENAI_SECRET, ECHO_DELAY_S | the worker's engine |
+| IDLE_ACTION | worker: `ec2-stop` (stop its own instance, from IMDSv2) or `exit` |
+
+No secret is ever an environment value: the environment names the secret.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from backend.adapters.redis_queue import RedisQueue
+from backend.core.service import Budget, NoCompute, PromptService
+
+
+def _float(name: str) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else None
+
+
+def redis_url_from_env() -> str | None:
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    host = os.environ.get("REDIS_HOST")
+    if not host:
+        return None
+    port = os.environ.get("REDIS_PORT", "6379")
+    secret = os.environ.get("REDIS_AUTH_SECRET")
+    if secret:
+        from backend.adapters.secrets import get_secret
+
+        token = quote(get_secret(secret), safe="")
+        return f"rediss://:{token}@{host}:{port}/0"
+    return f"rediss://{host}:{port}/0"
+
+
+def queue_from_env() -> RedisQueue:
+    url = redis_url_from_env()
+    if url is None:
+        raise RuntimeError("set REDIS_URL, or REDIS_HOST (and REDIS_AUTH_SECRET)")
+    return RedisQueue.from_url(
+        url,
+        result_ttl_s=int(os.environ.get("RESULT_TTL_S", "300")),
+        max_deliveries=int(os.environ.get("MAX_DELIVERIES", "3")),
+    )
+
+
+def compute_from_env() -> Any:
+    kind = os.environ.get("COMPUTE_KIND", "ec2")
+    if kind == "ec2":
+        from backend.adapters.compute_ec2 import Ec2Compute
+
+        return Ec2Compute(
+            os.environ["INSTANCE_ID"],
+            fallback_instance_type=os.environ.get("FALLBACK_INSTANCE_TYPE", "g5.xlarge"),
+        )
+    if kind == "none":
+        return NoCompute()
+    raise RuntimeError(f"COMPUTE_KIND={kind!r}: use ec2 or none (the local profile wires its own)")
+
+
+def spend_from_env(queue: RedisQueue) -> Any:
+    name, account = os.environ.get("BUDGET_NAME"), os.environ.get("ACCOUNT_ID")
+    if name and account:
+        from backend.adapters.spend import BudgetsSpend
+
+        return BudgetsSpend(account, name, cache=queue.r)
+    return None
+
+
+def service_from_env() -> PromptService | None:
+    """The prompt service, or None on the MVP stack (no Redis configured)."""
+    if redis_url_from_env() is None:
+        return None
+    queue = queue_from_env()
+    budget = Budget(_float("BUDGET_WARNING_USD"), _float("BUDGET_HARD_CAP_USD"))
+    return PromptService(queue, compute_from_env(), spend_from_env(queue), budget)
+
+
+def identity_from_env() -> Any:
+    from backend.entrypoints.router import Identity
+
+    verifier = None
+    if os.environ.get("COGNITO_USER_POOL_ID"):
+        from backend.adapters.jwt_verify import CognitoVerifier
+
+        verifier = CognitoVerifier(
+            os.environ.get("COGNITO_REGION") or os.environ.get("AWS_REGION", "us-east-1"),
+            os.environ["COGNITO_USER_POOL_ID"],
+            os.environ["COGNITO_CLIENT_ID"],
+            required_scope=os.environ.get("REQUIRED_SCOPE") or None,
+        )
+    return Identity(verifier, os.environ.get("REQUIRED_SCOPE") or None)
+
+
+def mvp_from_env() -> Any:
+    if os.environ.get("DATA_BUCKET"):
+        from backend.adapters.s3_store import S3PromptLog
+
+        return S3PromptLog(os.environ["DATA_BUCKET"])
+    return None
+
+
+def engine_from_env() -> Any:
+    from backend.adapters.engines import make_engine
+
+    kind = os.environ.get("ENGINE", "openai")
+    api_key = "EMPTY"
+    if os.environ.get("OPENAI_SECRET"):
+        from backend.adapters.secrets import get_secret
+
+        api_key = get_secret(os.environ["OPENAI_SECRET"])
+    return make_engine(
+        kind,
+        url=os.environ.get("ENGINE_URL"),
+        model=os.environ.get("MODEL") or None,
+        api_key=api_key,
+        echo_delay_s=float(os.environ.get("ECHO_DELAY_S", "0")),
+    )
+
+
+def idle_action_from_env() -> Callable[[], str] | None:
+    """What the worker does after the idle timeout: stop its EC2 instance, or just exit."""
+    action = os.environ.get("IDLE_ACTION", "exit")
+    if action == "exit":
+        return None
+    if action == "ec2-stop":
+
+        def stop_own_instance() -> str:
+            from backend.adapters.compute_ec2 import Ec2Compute
+            from backend.adapters.imds import instance_identity
+
+            ident = instance_identity()
+            if ident is None:
+                return "not on EC2; nothing to stop"
+            return Ec2Compute(ident.instance_id, region=ident.region).stop()
+
+        return stop_own_instance
+    raise RuntimeError(f"IDLE_ACTION={action!r}: use exit or ec2-stop")

@@ -1,0 +1,355 @@
+"""The worker: pulls jobs from Redis and runs them concurrently against the engine.
+
+vLLM batches concurrent requests, so the worker keeps up to `max_inflight` jobs running
+at once, one thread each (the engine call is blocking I/O). It streams text into the
+request hash as it comes, stops generating when a request is cancelled, heartbeats,
+reclaims jobs a dead worker left behind, and stops its machine after an idle spell.
+
+Signals: the first SIGTERM/SIGINT is a warm stop (take no new jobs, finish the running
+ones); the second is a cold stop (abort generation now; the jobs go back to the queue
+and the next worker reclaims them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import redis
+
+from backend.adapters import metrics
+from backend.adapters.redis_queue import Delivery, RedisQueue
+from backend.core.errors import TinyLlamaError
+from backend.core.jobs import JobStatus
+from backend.core.policies import should_idle_stop
+from backend.core.ports import Engine
+
+log = logging.getLogger("tinyllama.worker")
+
+METRICS_NAMESPACE = "TinyLlama"
+
+
+class Backoff:
+    """Capped exponential backoff for Redis outages: 0.1 s, 0.2 s, ... up to `cap`."""
+
+    def __init__(self, base: float = 0.1, cap: float = 5.0):
+        self.base, self.cap, self.delay = base, cap, 0.0
+
+    def next(self) -> float:
+        self.delay = min(self.cap, self.delay * 2 if self.delay else self.base)
+        return self.delay
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+
+class Worker:
+    """Runs jobs from `queue` on `engine`. Dependencies come in through the constructor."""
+
+    def __init__(
+        self,
+        queue: RedisQueue,
+        engine: Engine,
+        *,
+        name: str | None = None,
+        max_inflight: int = 32,
+        idle_timeout_s: float = 900.0,
+        on_idle: Callable[[], str] | None = None,
+        claim_idle_s: float = 30.0,
+        heartbeat_s: float = 2.0,
+        flush_interval_s: float = 0.05,
+        gpu_price_per_hour_usd: float = 0.0,
+        emit_metrics: bool = False,
+    ):
+        self.queue = queue
+        self.engine = engine
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.max_inflight = max_inflight
+        self.idle_timeout_s = idle_timeout_s
+        self.on_idle = on_idle
+        self.claim_idle_s = claim_idle_s
+        self.heartbeat_s = heartbeat_s
+        self.flush_interval_s = flush_interval_s
+        self.price_per_s = gpu_price_per_hour_usd / 3600.0
+        self.emit_metrics = emit_metrics
+
+        self._inflight: dict[str, Delivery] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.Semaphore(max_inflight)
+        self._warm_stop = threading.Event()
+        self._cold_stop = threading.Event()
+        self._wake = threading.Event()  # interrupts waits on stop
+        self._pool = ThreadPoolExecutor(max_workers=max_inflight, thread_name_prefix="job")
+        self._last_activity = time.monotonic()
+        self._ready = False
+        self._done_tokens = 0
+        self._done_latency_ms: list[float] = []
+        self.stopped_reason = ""
+
+    # -- signals ------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        """First SIGTERM/SIGINT: warm stop. Second: cold stop."""
+
+        def handle(signum: int, _frame: Any) -> None:
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def request_stop(self) -> None:
+        if self._warm_stop.is_set():
+            log.warning("second stop signal: aborting %d running job(s)", len(self._inflight))
+            self._cold_stop.set()
+        else:
+            log.info("stop signal: finishing %d running job(s), taking no new ones", len(self._inflight))
+            self._warm_stop.set()
+        self._wake.set()
+
+    # -- main loop ----------------------------------------------------------------------
+    def run(self) -> str:
+        """Work until stopped or idle; return why it stopped."""
+        backoff = Backoff()
+        self._wait_for_engine()
+        next_tick = 0.0
+        while not self._warm_stop.is_set():
+            try:
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._tick()
+                    next_tick = now + self.heartbeat_s
+                    if self._idle_expired():
+                        self.stopped_reason = self._go_idle()
+                        break
+                self._pull()
+                backoff.reset()
+            except redis.RedisError as exc:
+                delay = backoff.next()
+                log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
+                self._wake.wait(delay)
+        self._drain()
+        return self.stopped_reason or ("cold stop" if self._cold_stop.is_set() else "warm stop")
+
+    def _wait_for_engine(self) -> None:
+        backoff = Backoff(base=0.2, cap=5.0)
+        while not self._warm_stop.is_set():
+            try:
+                self.queue.heartbeat(self.name, self._beat(ready=False), ttl_s=self.heartbeat_s * 3)
+            except redis.RedisError as exc:
+                log.warning("Redis unavailable while starting (%s)", exc)
+            if self.engine.ready():
+                break
+            self._wake.wait(backoff.next())
+        self._ready = True
+        try:
+            self.queue.ensure_group()
+            phases = self.queue.wake_ready()
+            if phases:
+                log.info("wake complete in %.1f s: %s", phases["ready"] - phases["requested"], phases)
+        except redis.RedisError as exc:
+            log.warning("Redis unavailable after engine start (%s)", exc)
+        self._last_activity = time.monotonic()
+
+    def _pull(self) -> None:
+        free = self._free_slots()
+        if free == 0:
+            self._wake.wait(self.flush_interval_s)
+            return
+        for delivery in self.queue.read(self.name, count=free, block_ms=int(self.heartbeat_s * 500)):
+            self._submit(delivery)
+
+    def _free_slots(self) -> int:
+        with self._lock:
+            return self.max_inflight - len(self._inflight)
+
+    def _submit(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._inflight[delivery.entry_id] = delivery
+        self._last_activity = time.monotonic()
+        self._pool.submit(self._run_job, delivery)
+
+    def _tick(self) -> None:
+        """Heartbeat, keep our own jobs from looking abandoned, reclaim dead workers' jobs."""
+        self.queue.heartbeat(self.name, self._beat(ready=True), ttl_s=self.heartbeat_s * 3)
+        with self._lock:
+            mine = list(self._inflight)
+        self.queue.touch(self.name, mine)
+        free = self._free_slots()
+        if free:
+            for delivery in self.queue.claim_stale(self.name, int(self.claim_idle_s * 1000), count=free):
+                log.info("reclaimed %s (delivery %d)", delivery.request_id, delivery.deliveries)
+                self._submit(delivery)
+        if self.emit_metrics:
+            self._emit_metrics()
+
+    def _beat(self, ready: bool) -> dict[str, Any]:
+        return {
+            "worker": self.name,
+            "engine": self.engine.name,
+            "model": getattr(self.engine, "model", None),
+            "ready": ready,
+            "inflight": len(self._inflight),
+            "pid": os.getpid(),
+        }
+
+    def _idle_expired(self) -> bool:
+        if self.idle_timeout_s <= 0:
+            return False
+        with self._lock:
+            inflight = len(self._inflight)
+        if inflight:
+            return False
+        idle_for = time.monotonic() - self._last_activity
+        if idle_for < self.idle_timeout_s:
+            return False
+        return should_idle_stop(idle_for, self.queue.depth(), inflight, self.idle_timeout_s)
+
+    def _go_idle(self) -> str:
+        log.info("idle for %.0f s with an empty queue", self.idle_timeout_s)
+        result = self.on_idle() if self.on_idle else "idle"
+        log.info("idle stop: %s", result)
+        return f"idle: {result}"
+
+    def _drain(self) -> None:
+        """Warm: wait for running jobs. Cold: they see the stop flag and go back to the queue."""
+        self._pool.shutdown(wait=True)
+        with contextlib.suppress(redis.RedisError):
+            self.queue.clear_heartbeat(self.name)
+
+    # -- one job --------------------------------------------------------------------------
+    def _run_job(self, delivery: Delivery) -> None:
+        try:
+            self._run_job_inner(delivery)
+        except Exception:  # a job must never take the worker down
+            log.exception("job %s crashed", delivery.request_id)
+            self._retry_redis(
+                lambda: self.queue.finish(
+                    delivery,
+                    JobStatus.FAILED,
+                    error={"code": "internal", "message": "The worker hit an unexpected error."},
+                )
+            )
+        finally:
+            with self._lock:
+                self._inflight.pop(delivery.entry_id, None)
+            self._last_activity = time.monotonic()
+
+    def _run_job_inner(self, delivery: Delivery) -> None:
+        job = self._retry_redis(lambda: self.queue.start(delivery, self.name))
+        if job is None:
+            self._retry_redis(lambda: self.queue.ack(delivery.entry_id))
+            return
+        messages = json.loads(job["messages"])
+        params = json.loads(job["params"])
+        started = float(job["started"])
+        created = float(job["created"])
+        parts: list[str] = []
+        first_token: float | None = None
+        last_flush = 0.0
+        cancelled = threading.Event()
+        final = None
+        try:
+            for chunk in self.engine.stream(
+                messages, params, lambda: cancelled.is_set() or self._cold_stop.is_set()
+            ):
+                if chunk.text:
+                    parts.append(chunk.text)
+                    first_token = first_token or time.time()
+                if chunk.finish_reason:
+                    final = chunk
+                now = time.monotonic()
+                if chunk.text and now - last_flush >= self.flush_interval_s:
+                    last_flush = now
+                    if self._flush(delivery, "".join(parts), first_token) not in (None, "running"):
+                        cancelled.set()
+        except TinyLlamaError as exc:
+            error = exc.to_body()["error"]
+            self._retry_redis(
+                lambda: self.queue.finish(delivery, JobStatus.FAILED, text="".join(parts), error=error)
+            )
+            return
+        if self._cold_stop.is_set() and not cancelled.is_set():
+            self._retry_redis(lambda: self.queue.requeue(delivery))
+            return
+        finished = time.time()
+        usage = {
+            "prompt_tokens": final.prompt_tokens if final else None,
+            "completion_tokens": final.completion_tokens if final else len(parts),
+        }
+        fields: dict[str, Any] = {
+            "text": "".join(parts),
+            "usage": usage,
+            "finished": repr(finished),
+            "cost_usd": repr(round((finished - started) * self.price_per_s, 6)),
+            "finish_reason": (final.finish_reason if final else None) or "stop",
+        }
+        if first_token:
+            fields["first_token"] = repr(first_token)
+        if job.get("woke"):
+            fields["wake_s"] = repr(round(started - created, 3))
+        self._retry_redis(lambda: self.queue.finish(delivery, JobStatus.DONE, **fields))
+        self._done_tokens += usage["completion_tokens"] or 0
+        self._done_latency_ms.append((finished - created) * 1000)
+
+    def _flush(self, delivery: Delivery, text: str, first_token: float | None) -> str | None:
+        try:
+            return self.queue.write_text(delivery.request_id, text, first_token)
+        except redis.RedisError:
+            return "running"  # keep generating; the next flush or the finish writes it
+
+    def _retry_redis(self, op: Callable[[], Any], deadline_s: float = 120.0) -> Any:
+        """Bookkeeping that must land: retry through a Redis outage, with capped backoff."""
+        backoff = Backoff()
+        end = time.monotonic() + deadline_s
+        while True:
+            try:
+                return op()
+            except redis.RedisError as exc:
+                if time.monotonic() > end or self._cold_stop.is_set():
+                    log.error("giving up a Redis write after %.0f s: %s", deadline_s, exc)
+                    return None
+                time.sleep(backoff.next())
+
+    def _emit_metrics(self) -> None:
+        latencies, self._done_latency_ms = self._done_latency_ms, []
+        tokens, self._done_tokens = self._done_tokens, 0
+        values: dict[str, tuple[float, str]] = {
+            "QueueDepth": (self.queue.depth(), "Count"),
+            "Inflight": (len(self._inflight), "Count"),
+            "TokensPerSecond": (tokens / self.heartbeat_s, "Count/Second"),
+        }
+        if latencies:
+            values["Latency"] = (sum(latencies) / len(latencies), "Milliseconds")
+        metrics.emit(METRICS_NAMESPACE, {"Worker": "gpu"}, values)
+
+
+def main_from_env(argv_engine: Engine | None = None) -> int:
+    """`tinyllama worker`: configured by environment variables, as on the GPU instance."""
+    from backend.entrypoints import settings
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    queue = settings.queue_from_env()
+    engine = argv_engine or settings.engine_from_env()
+    worker = Worker(
+        queue,
+        engine,
+        max_inflight=int(os.environ.get("MAX_INFLIGHT", "32")),
+        idle_timeout_s=float(os.environ.get("IDLE_TIMEOUT_S", "900")),
+        on_idle=settings.idle_action_from_env(),
+        claim_idle_s=float(os.environ.get("CLAIM_IDLE_S", "30")),
+        heartbeat_s=float(os.environ.get("HEARTBEAT_S", "2")),
+        gpu_price_per_hour_usd=float(os.environ.get("GPU_PRICE_PER_HOUR_USD", "0")),
+        emit_metrics=os.environ.get("EMIT_METRICS", "0") == "1",
+    )
+    worker.install_signal_handlers()
+    reason = worker.run()
+    log.info("worker stopped: %s", reason)
+    return 0
