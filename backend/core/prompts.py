@@ -49,7 +49,7 @@ class PromptRequest:
 def parse_json_body(raw: str | bytes | None) -> Any:
     """Decode a request body, with the contract's size limit and a clear error."""
     if raw is None or raw == "" or raw == b"":
-        raise InvalidRequest("The request has no body; send a JSON object.", status=400)
+        raise InvalidRequest("The request has no body; send a JSON object.", code="empty_body", status=400)
     size = len(raw.encode() if isinstance(raw, str) else raw)
     if size > MAX_BODY_BYTES:
         raise PayloadTooLarge(
@@ -106,17 +106,17 @@ def parse_prompt(body: Any) -> PromptRequest:
     ):
         raise InvalidRequest(f"`temperature` must be a number from {TEMPERATURE_MIN} to {TEMPERATURE_MAX}.")
     model = body.get("model")
-    if model is not None and (not isinstance(model, str) or not re.match(MODEL_PATTERN, model)):
+    if model is not None and (not isinstance(model, str) or not re.fullmatch(MODEL_PATTERN, model)):
         raise InvalidRequest("`model` must be a model name (letters, digits and _ . / : -).")
     key = body.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not re.match(IDEMPOTENCY_KEY_PATTERN, key)):
+    if key is not None and (not isinstance(key, str) or not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key)):
         raise InvalidRequest("`idempotency_key` must be 8–128 characters of letters, digits and _ . : -.")
     return PromptRequest(clean, max_tokens, float(temperature), model, key)
 
 
 def check_request_id(request_id: str) -> str:
     """Reject ids that cannot be ours before touching Redis. Unknown ids are 404 later."""
-    if not re.match(REQUEST_ID_PATTERN, request_id or ""):
+    if not re.fullmatch(REQUEST_ID_PATTERN, request_id or ""):
         from backend.core.errors import NotFound
 
         raise NotFound("No prompt with that id.")
