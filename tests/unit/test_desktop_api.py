@@ -1,0 +1,109 @@
+"""The API client against the real local stack (router, Redis, echo worker).
+
+Error shapes the local stack cannot produce (a proxy's 503 page, API Gateway's own
+`{"message"}` 401) go through a requests Session that returns canned responses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from backend.entrypoints.local import LocalStack
+from desktop.core.errors import (
+    ApiError,
+    BudgetExceededError,
+    NetworkError,
+    NotFoundError,
+    SessionExpiredError,
+    UnavailableError,
+)
+from desktop.core.models import ComputeState
+from desktop.services.api import ApiClient
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(engine="echo", echo_delay_s=0.01) as s:
+        yield s
+
+
+def _wait_done(api: ApiClient, rid: str, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = api.prompt(rid)
+        if state.terminal:
+            return state
+        time.sleep(0.05)  # a plain polling loop outside Qt; GUI tests wait on signals
+    raise AssertionError("prompt did not finish")
+
+
+def test_submit_poll_and_status(stack: LocalStack) -> None:
+    api = ApiClient(stack.url, lambda: stack.token)
+    accepted = api.submit([{"role": "user", "content": "one two three"}], max_tokens=16,
+                          idempotency_key="test-key-0001")
+    assert len(accepted.request_id) == 32 and accepted.status in ("queued", "waking", "running")
+    again = api.submit([{"role": "user", "content": "one two three"}], idempotency_key="test-key-0001")
+    assert again.request_id == accepted.request_id
+    done = _wait_done(api, accepted.request_id)
+    assert done.status == "done" and done.text == "one two three"
+    assert done.completion_tokens == 3 and done.total_s is not None
+    assert api.status().compute.state is ComputeState.READY
+
+
+def test_errors_are_person_readable(stack: LocalStack) -> None:
+    with pytest.raises(SessionExpiredError, match="sign in again"):
+        ApiClient(stack.url, lambda: "wrong-token").status()
+    with pytest.raises(NotFoundError):
+        ApiClient(stack.url, lambda: stack.token).prompt("0" * 32)
+    with pytest.raises(ApiError) as bad:
+        ApiClient(stack.url, lambda: stack.token).submit([], max_tokens=1)
+    assert bad.value.status in (400, 422) and "Traceback" not in str(bad.value)
+
+
+def test_budget_refusal() -> None:
+    with LocalStack(engine="echo", spend_usd=25.0, hard_cap_usd=20.0) as s:
+        api = ApiClient(s.url, lambda: s.token)
+        with pytest.raises(BudgetExceededError, match="hard cap"):
+            api.submit([{"role": "user", "content": "hi"}])
+        assert api.status().budget.state == "exceeded"
+
+
+def test_network_error_when_nothing_listens() -> None:
+    from backend.entrypoints.local import free_port
+
+    api = ApiClient(f"http://127.0.0.1:{free_port()}", lambda: None, timeout=(0.5, 0.5))
+    with pytest.raises(NetworkError, match="Can't reach"):
+        api.status()
+
+
+class _Canned(requests.Session):
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__()
+        self._status, self._body = status, body
+
+    def request(self, method, url, **kwargs):  # type: ignore[no-untyped-def, override]
+        response = requests.Response()
+        response.status_code = self._status
+        response._content = self._body
+        response.url = url
+        return response
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (503, b"<html>Service Unavailable</html>", UnavailableError),
+        (401, b'{"message":"Unauthorized"}', SessionExpiredError),
+        (429, b'{"error":{"code":"too_many_requests","message":"Slow down."}}', ApiError),
+        (200, b"not json", ApiError),
+    ],
+)
+def test_odd_answers_map_to_app_errors(status: int, body: bytes, error: type) -> None:
+    api = ApiClient("http://api.invalid", lambda: "t", session=_Canned(status, body))
+    with pytest.raises(error) as caught:
+        api.status()
+    assert str(caught.value) and "<html>" not in str(caught.value)

@@ -1,0 +1,78 @@
+"""Poll intervals, wake wording, Markdown rendering and the credential store."""
+
+from __future__ import annotations
+
+import pytest
+
+from desktop.core import polling, wake
+from desktop.core.markdown import MarkdownRenderer
+from desktop.core.models import Budget, Compute, ComputeState, ServerStatus
+from desktop.services.credentials import CredentialStore, MemoryKeyring
+
+
+def test_prompt_interval_is_fast_while_streaming_and_backs_off_on_errors() -> None:
+    assert polling.prompt_interval("running") == 0.25
+    assert polling.prompt_interval("waking") == 1.0
+    assert [polling.prompt_interval("running", n) for n in (1, 2, 3, 6, 9)] == [
+        0.5, 1.0, 2.0, 10.0, 10.0
+    ]
+
+
+def test_status_interval_depends_on_activity() -> None:
+    assert polling.status_interval(ComputeState.READY, busy=False) == 15.0
+    assert polling.status_interval(ComputeState.READY, busy=True) == 2.0
+    assert polling.status_interval(ComputeState.STARTING, busy=False) == 2.0
+
+
+def test_wake_description_says_why_a_prompt_waits() -> None:
+    status = ServerStatus(compute=Compute(ComputeState.STARTING, 42), instance_type="g4dn.xlarge")
+    text = wake.describe(status, 41.6, waiting=1)
+    assert text.startswith("GPU starting — ready in about 42 s (g4dn.xlarge)")
+    assert "waiting for the GPU to start" in text
+    assert wake.countdown_text(0) == "any moment now"
+    assert wake.countdown_text(150) == "about 2 min"
+    warn = ServerStatus(budget=Budget("warning", 16.0, 15.0, 20.0))
+    assert "budget warning: $16.00" in wake.describe(warn, 0, 0)
+
+
+def test_markdown_highlights_code_and_numbers_copy_links() -> None:
+    out = MarkdownRenderer().render("Hi **there**\n\n```python\nx = 1\n```\n\n```\nplain\n```", 3)
+    assert "<strong>there</strong>" in out.html
+    assert 'href="copy:3"' in out.html and 'href="copy:4"' in out.html
+    assert out.code_blocks == ["x = 1", "plain"]
+    assert "style=" in out.html  # Pygments inline colours, QTextBrowser has no stylesheet
+
+
+def test_markdown_escapes_raw_html() -> None:
+    out = MarkdownRenderer().render("<script>alert(1)</script>")
+    assert "<script>" not in out.html and "&lt;script&gt;" in out.html
+
+
+def test_credential_store_with_a_backend() -> None:
+    store = CredentialStore(MemoryKeyring())
+    store.set("t", "secret")
+    assert store.get("t") == "secret"
+    store.delete("t")
+    assert store.get("t") is None
+
+
+def test_credential_store_without_keyring_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+    from keyring.backends import fail
+
+    monkeypatch.setattr(keyring, "get_keyring", lambda: fail.Keyring())
+    store = CredentialStore()
+    assert not store.persistent
+    assert "in memory only" in store.notice
+    store.set("t", "v")
+    assert store.get("t") == "v"
+
+
+def test_credential_store_survives_a_refusing_keyring() -> None:
+    class Locked(MemoryKeyring):
+        def set_password(self, service: str, name: str, value: str) -> None:
+            raise RuntimeError("locked")
+
+    store = CredentialStore(Locked())
+    store.set("t", "v")
+    assert store.get("t") == "v" and "refused" in store.notice
