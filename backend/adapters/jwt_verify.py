@@ -96,9 +96,7 @@ MSG_BAD_HEADER = "The sign-in header is not in the form 'Bearer <token>'; sign i
 MSG_MALFORMED = "The sign-in token is damaged or not a sign-in token at all; sign in again."
 MSG_ALG = "The sign-in token is not signed the way Cognito signs tokens; sign in again."
 MSG_NO_KID = "The sign-in token does not say which key signed it; sign in again."
-MSG_UNKNOWN_KID = (
-    "The sign-in token was signed with a key this user pool does not have; sign in again."
-)
+MSG_UNKNOWN_KID = "The sign-in token was signed with a key this user pool does not have; sign in again."
 MSG_SIGNATURE = "The sign-in token's signature is not valid; sign in again."
 MSG_EXPIRED = "Your session has expired; sign in again."
 MSG_NOT_YET = "The sign-in token is not valid yet; check that this computer's clock is right."
@@ -244,9 +242,7 @@ class CognitoVerifier:
         elif env_jwks:
             self.jwks_url = _check_url(env_jwks)
         elif endpoint := _endpoint_override():
-            self.jwks_url = _check_url(
-                f"{endpoint.rstrip('/')}/{user_pool_id}/.well-known/jwks.json"
-            )
+            self.jwks_url = _check_url(f"{endpoint.rstrip('/')}/{user_pool_id}/.well-known/jwks.json")
         else:
             self.jwks_url = f"{self.issuer}/.well-known/jwks.json"
 
