@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from backend.core.errors import TinyLlamaError
+
 log = logging.getLogger("tinyllama.gateway")
 
 # API Gateway's own payload limit; the router enforces the contract's smaller one.
@@ -58,6 +60,7 @@ class JwtAuthorizer:
         except Unauthorized as exc:
             log.info("token rejected: %s", exc.message)
             return None
+        # Any other TinyLlamaError (the pool's keys out of reach) reaches the gateway's reply.
 
 
 def make_event(method: str, target: str, headers: dict[str, str], body: bytes,
@@ -130,6 +133,15 @@ class Gateway:
         self._thread: threading.Thread | None = None
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
+        try:
+            self._handle(req)
+        except TinyLlamaError as exc:
+            self._reply(req, exc.status, exc.to_body())
+        except Exception:  # the gateway must answer, never drop the connection
+            log.exception("gateway error")
+            self._reply(req, 500, {"message": "Internal Server Error"})
+
+    def _handle(self, req: BaseHTTPRequestHandler) -> None:
         length = req.headers.get("Content-Length")
         if req.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return self._reply(req, 411, {"message": "Length Required"})

@@ -172,7 +172,7 @@ def test_redis_restart_gives_a_clear_error_then_recovers(stack: LocalStack) -> N
 
 
 def test_budget_guard_refuses_to_wake() -> None:
-    for stack in _stack(spend_usd=25.0, hard_cap_usd=20.0):
+    with LocalStack(port=0, spend_usd=25.0, hard_cap_usd=20.0) as stack:
         client = Client(stack)
         r = client.post()
         assert r.status_code == 403
@@ -184,7 +184,7 @@ def test_budget_guard_refuses_to_wake() -> None:
 
 
 def test_idle_worker_stops_and_the_next_prompt_wakes_it() -> None:
-    for stack in _stack(idle_timeout_s=0.5, heartbeat_s=0.1):
+    with LocalStack(port=0, idle_timeout_s=0.5, heartbeat_s=0.1) as stack:
         client = Client(stack)
         client.wait_status(client.post("first").json()["request_id"], "done")
         wait_until(lambda: client.status()["compute"]["state"] == "stopped", 15, message="idle stop")
