@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut, QTextCursor
+from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -90,8 +90,9 @@ class ChatView(QWidget):
         self.stop_button = QPushButton("Stop", self)
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop_requested)
-        for keys in ("Ctrl+Return", "Ctrl+Enter"):
-            QShortcut(QKeySequence(keys), self.prompt, activated=self._send)
+        # An event filter rather than a QShortcut: it works whenever the prompt has focus,
+        # whatever the window's activation state, and catches the keypad Enter too.
+        self.prompt.installEventFilter(self)
 
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
@@ -254,6 +255,18 @@ class ChatView(QWidget):
             bar.setValue(bar.maximum())
 
     # actions -------------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.prompt
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
+            self._send()
+            return True
+        return super().eventFilter(watched, event)
 
     def _send(self) -> None:
         text = self.prompt.toPlainText().strip()
