@@ -106,6 +106,13 @@ def make_event(method: str, target: str, headers: dict[str, str], body: bytes,
     return event
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when a client opens dozens
+    # at once (the desktop polling several answers, the concurrency benchmark).
+    request_queue_size = 128
+
+
 class Gateway:
     """Serves `app` (a Powertools resolver) on 127.0.0.1:`port` (0 picks a free port)."""
 
@@ -116,6 +123,9 @@ class Gateway:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, a keep-alive
+            # client waits ~40 ms for the delayed ACK on every response.
+            disable_nagle_algorithm = True
             server_version = "tinyllama-gateway"
 
             def log_message(self, fmt: str, *args: Any) -> None:
@@ -126,8 +136,7 @@ class Gateway:
 
             do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://{host}:{self.port}"
         self._thread: threading.Thread | None = None
