@@ -20,6 +20,7 @@ progress never overwrite each other: a change happens only from the states that
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -105,8 +106,13 @@ class RedisQueue:
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisQueue:
         """Connect lazily; `rediss://` gives TLS, as ElastiCache in-transit encryption needs."""
+        options: dict[str, Any] = {}
+        if url.startswith("rediss://") and os.environ.get("REDIS_CA_CERTS"):
+            # ElastiCache's certificates chain to public CAs; a private CA bundle is for
+            # self-hosted Redis (and the TLS test).
+            options["ssl_ca_certs"] = os.environ["REDIS_CA_CERTS"]
         client = redis.Redis.from_url(
-            url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
+            url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30, **options
         )
         return cls(client, **kwargs)
 

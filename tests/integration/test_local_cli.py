@@ -1,0 +1,70 @@
+"""`tinyllama local` as a person runs it: a real process, a prompt over HTTP, then Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.helpers import wait_until
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.entrypoints.cli", "local", "--port", "0", "--token", "cli-test-token"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        url = None
+        for line in proc.stdout:
+            if m := re.search(r"(http://127\.0\.0\.1:\d+)", line):
+                url = m.group(1)
+                break
+        assert url, "tinyllama local did not print its URL"
+        h = {"Authorization": "Bearer cli-test-token"}
+        rid = requests.post(f"{url}/prompts", json={"messages": [{"role": "user", "content": "from the cli"}]},
+                            headers=h, timeout=10).json()["request_id"]
+        wait_until(lambda: requests.get(f"{url}/prompts/{rid}", headers=h, timeout=10).json()["status"] == "done",
+                   20, message="the answer")
+        children = _children(proc.pid)
+        assert len(children) >= 2  # redis-server and the worker
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        stderr = proc.stderr.read() if proc.stderr else ""
+        assert "Traceback" not in stderr
+        for pid in children:
+            assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_missing_vllm_is_a_clear_message_not_a_traceback() -> None:
+    env = {**os.environ, "PATH": "/nonexistent"}  # no `vllm` (and no redis-server) on PATH
+    result = subprocess.run(
+        [sys.executable, "-m", "backend.entrypoints.cli", "local", "--port", "0", "--engine", "vllm"],
+        capture_output=True, text=True, env=env, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "install" in result.stdout.lower()
+    assert "Traceback" not in result.stderr
