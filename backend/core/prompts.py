@@ -60,6 +60,8 @@ def parse_json_body(raw: str | bytes | None) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"The body is not valid JSON ({exc}).", code="malformed_json", status=400) from None
+    except RecursionError:  # json's decoder recurses per nesting level; 256 KiB of `[` is enough
+        raise InvalidRequest("The body's JSON is nested too deeply.", code="malformed_json", status=400) from None
 
 
 def parse_prompt(body: Any) -> PromptRequest:

@@ -53,7 +53,7 @@ class Identity:
             raise Unauthorized("Use an access token for this API, not an id token.")
         if self.required_scope:
             scopes = claims.get("scope", "")
-            scopes = scopes.split() if isinstance(scopes, str) else list(scopes)
+            scopes = scopes.split() if isinstance(scopes, str) else scopes if isinstance(scopes, list) else []
             if self.required_scope not in scopes:
                 raise Unauthorized(f"The token lacks the `{self.required_scope}` scope.")
         return str(claims["sub"])

@@ -1,0 +1,26 @@
+"""Small helpers shared by tests: wait on a condition with a deadline, never a fixed sleep."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+_POLL = threading.Event()  # never set: `.wait(t)` is an interruptible pause between polls
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
+               message: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy; return that value.
+
+    Fails the test (AssertionError) with `message` when `timeout` seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate!r}")
+        _POLL.wait(interval)
