@@ -11,6 +11,9 @@ import redis
 from backend.adapters.redis_queue import RedisQueue
 from backend.entrypoints.local import RedisServer
 
+# Fixture modules every test can use without importing them.
+pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.imds", "tests.fixtures.vllm"]
+
 
 @pytest.fixture(scope="session")
 def redis_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:

@@ -14,6 +14,7 @@ returns None after at most about `timeout` seconds per request.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import requests
@@ -36,9 +37,13 @@ class InstanceIdentity:
     account_id: str | None = None
 
 
-def instance_identity(timeout: float = 1.0, base_url: str = "http://169.254.169.254") -> InstanceIdentity | None:
-    """This EC2 instance's identity, or None when not on EC2 (or IMDS does not answer)."""
-    base = base_url.rstrip("/")
+def instance_identity(timeout: float = 1.0, base_url: str | None = None) -> InstanceIdentity | None:
+    """This EC2 instance's identity, or None when not on EC2 (or IMDS does not answer).
+
+    `base_url` defaults to botocore's standard `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else
+    the link-local address.
+    """
+    base = (base_url or os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or "http://169.254.169.254").rstrip("/")
     session = requests.Session()
     session.trust_env = False  # never send IMDS requests through an HTTP(S)_PROXY
     try:

@@ -6,8 +6,9 @@ request hash as it comes, stops generating when a request is cancelled, heartbea
 reclaims jobs a dead worker left behind, and stops its machine after an idle spell.
 
 Signals: the first SIGTERM/SIGINT is a warm stop (take no new jobs, finish the running
-ones); the second is a cold stop (abort generation now; the jobs go back to the queue
-and the next worker reclaims them).
+ones — including any a read in flight had already handed to this worker, since leaving
+them would strand them until another worker's reclaim); the second is a cold stop (abort
+generation now; the jobs go back to the queue and the next worker reclaims them).
 """
 
 from __future__ import annotations
