@@ -1,0 +1,31 @@
+"""The budget guard's spend source: the stack's AWS Budget in moto, cached in real Redis."""
+
+from __future__ import annotations
+
+import boto3
+
+from backend.adapters.spend import BudgetsSpend
+from backend.core.policies import budget_state
+
+
+def test_actual_spend_is_read_once_then_cached(aws_env: str, queue) -> None:
+    budgets = boto3.client("budgets", endpoint_url=aws_env)
+    budgets.create_budget(
+        AccountId="123456789012",
+        Budget={
+            "BudgetName": "tinyllama-guard",
+            "BudgetLimit": {"Amount": "21.60", "Unit": "USD"},
+            "TimeUnit": "MONTHLY",
+            "BudgetType": "COST",
+            "CalculatedSpend": {"ActualSpend": {"Amount": "23.40", "Unit": "USD"}},
+        },
+    )
+    calls: list[str] = []
+    budgets.meta.events.register("before-call.budgets.DescribeBudget", lambda **kw: calls.append("describe"))
+    spend = BudgetsSpend("123456789012", "tinyllama-guard", cache=queue.r, client=budgets)
+
+    assert spend.month_to_date_usd() == 23.40
+    assert spend.month_to_date_usd() == 23.40
+    assert calls == ["describe"]  # Budgets refreshes a few times a day: an hour's cache loses nothing
+    assert 3000 < queue.r.ttl(spend.key) <= 3600
+    assert budget_state(spend.month_to_date_usd(), 16.2, 21.6) == "exceeded"
