@@ -34,6 +34,7 @@ from backend.core.prompts import PromptRequest
 
 GROUP = "workers"
 WAKE_HISTORY = 20
+WAKE_RECORD_TTL_S = 600
 
 # Set status (and fields) only when the current status is one of ARGV[2] (a comma list).
 # Returns "OK", the current status when refused, or false when the hash is gone.
@@ -316,7 +317,9 @@ class RedisQueue:
         """Record that a wake was requested now; False when one is already under way."""
         key = f"{self.prefix}:wake"
         if self.r.hsetnx(key, "requested", repr(time.time())):
-            self.r.expire(key, 3600)
+            # A wake that has not finished in 10 minutes failed (the worker never came
+            # up); let the record go so the next wake's ETA is not measured from it.
+            self.r.expire(key, WAKE_RECORD_TTL_S)
             return True
         return False
 
