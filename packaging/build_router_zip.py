@@ -2,8 +2,9 @@
 
 Only what the function imports goes in: the `backend` package (never `desktop`) and the
 Linux wheels of redis, PyJWT[crypto], aws-lambda-powertools and requests (the JWKS fetch
-in backend/adapters/jwt_verify.py) for CPython 3.12 on x86_64, fetched with pip's cross-platform options so the zip is right whatever machine
-builds it. boto3 is left out because the Lambda runtime provides it.
+in backend/adapters/jwt_verify.py) for CPython 3.12 on x86_64, fetched with pip's
+cross-platform options so the zip is right whatever machine builds it. boto3 is left out
+because the Lambda runtime provides it.
 
     python packaging/build_router_zip.py [--out build/router.zip]
 """
@@ -37,7 +38,7 @@ def requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     text = pyproject.read_text()
     found = []
     for name in RUNTIME_REQUIREMENTS:
-        match = re.search(r'"(%s[^"]*)"' % re.escape(name), text, flags=re.IGNORECASE)
+        match = re.search(rf'"({re.escape(name)}[^"]*)"', text, flags=re.IGNORECASE)
         found.append(match.group(1) if match else name)
     return found
 
