@@ -8,8 +8,11 @@ in through Cognito (silently from the keyring's refresh token when it can).
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from desktop.core.errors import AppError
 from desktop.core.history import HistoryStore
@@ -18,6 +21,10 @@ from desktop.core.settings import Settings
 from desktop.services.api import ApiClient
 from desktop.services.credentials import CredentialStore
 from desktop.services.local_profile import LocalProfile
+
+if TYPE_CHECKING:
+    from desktop.services.auth import CognitoAuth
+    from desktop.views.sign_in_dialog import SignInDialog
 
 
 class App:
@@ -36,7 +43,8 @@ class App:
         self.runner = Runner()
         self.window = MainWindow(self.history, self.settings, self.runner)
         self.local = local
-        self.auth = None
+        self.auth: CognitoAuth | None = None
+        self.dialog: SignInDialog | None = None
         self.api: ApiClient | None = None
         self.window.sign_in_requested.connect(self.sign_in)
         self.window.sign_out_requested.connect(self.sign_out)
@@ -110,12 +118,18 @@ class App:
 
         if self.auth is None:
             return
+        if self.dialog is not None and self.dialog.isVisible():
+            return
         dialog = SignInDialog(self.auth, self.runner, str(self.settings.get("aws.username")),
                               self.credentials.notice, self.window)
-        if dialog.exec():
-            self.settings.set("aws.username", dialog.username.text().strip())
-            self.settings.save()
-            self._signed_in()
+        dialog.accepted.connect(lambda: self._dialog_accepted(dialog.username.text().strip()))
+        self.dialog = dialog
+        dialog.open()  # window-modal but not a nested event loop: the app keeps running
+
+    def _dialog_accepted(self, username: str) -> None:
+        self.settings.set("aws.username", username)
+        self.settings.save()
+        self._signed_in()
 
     def _signed_in(self) -> None:
         assert self.auth is not None
@@ -160,16 +174,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="keep settings and history here")
     args = parser.parse_args(argv)
 
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("TinyLlama")
     paths = AppPaths(args.data_dir, args.data_dir) if args.data_dir else AppPaths.default()
     app = App(paths)
+    _help = _add_logs_and_help(app, args.data_dir / "logs" if args.data_dir else None)  # alive while we run
     qt_app.aboutToQuit.connect(app.shutdown)
     app.window.show()
     app.start()
+    if os.environ.get("TINYLLAMA_SMOKE_TEST"):
+        # packaging/build.py's smoke test of the bundle: the window painted, quit cleanly.
+        QTimer.singleShot(0, lambda: qt_app.exit(0 if not app.window.grab().isNull() else 1))
     return int(qt_app.exec())
+
+
+def _add_logs_and_help(app: App, log_dir: Path | None) -> object:
+    """The rotating log file, errors shown to the user logged, Help → logs / diagnostics."""
+    from desktop.core.diagnostics import RecentErrors, default_log_dir, diagnostics_report, setup_logging
+    from desktop.views.help_menu import HelpMenu, qt_versions
+
+    log_dir = log_dir or default_log_dir()
+    recent = RecentErrors()
+    log_file = setup_logging(log_dir, recent)
+    app.window.error_shown.connect(lambda text: logging.getLogger("tinyllama.desktop").warning("%s", text))
+    return HelpMenu(app.window, log_dir, lambda: diagnostics_report(
+        profile=app.profile, errors=recent.messages(), log_file=log_file, extra_versions=qt_versions()))
 
 
 if __name__ == "__main__":

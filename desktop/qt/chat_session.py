@@ -17,6 +17,7 @@ from desktop.core.history import HistoryStore
 from desktop.core.models import ChatMessage, Compute, PromptState
 from desktop.qt.poller import PromptPoller
 from desktop.qt.runner import Runner
+from desktop.qt.signals import emit
 from desktop.services.api import ApiClient
 
 TITLE_CHARS = 48
@@ -64,7 +65,7 @@ class ChatSession(QObject):
         if conv is None or not text.strip():
             return None
         if api is None:
-            self.error.emit(AppError("Not connected yet; wait for the status bar to say so."))
+            emit(self.error, AppError("Not connected yet; wait for the status bar to say so."))
             return None
         earlier = [m for m in self.history.messages(conv_id) if m.content and m.status == "done"]
         if not earlier and conv.title == "New chat":
@@ -72,8 +73,8 @@ class ChatSession(QObject):
             self.history.rename(conv_id, title[:TITLE_CHARS] + ("…" if len(title) > TITLE_CHARS else ""))
         user = self.history.add_message(conv_id, "user", text)
         answer = self.history.add_message(conv_id, "assistant", "", status="sending")
-        self.message_changed.emit(user)
-        self.message_changed.emit(answer)
+        emit(self.message_changed, user)
+        emit(self.message_changed, answer)
 
         messages = [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt else []
         messages += [{"role": m.role, "content": m.content} for m in earlier]
@@ -83,7 +84,7 @@ class ChatSession(QObject):
                   "model": conv.model, "idempotency_key": key}
 
         self._sending.add(answer.id)
-        self.inflight_changed.emit(self.inflight())
+        emit(self.inflight_changed, self.inflight())
         self._runner.run(
             lambda: api.submit(messages, **params),
             lambda state: self._accepted(answer.id, state),
@@ -99,21 +100,21 @@ class ChatSession(QObject):
         msg.request_id = state.request_id
         msg.status = state.status
         self.history.update_message(msg)
-        self.message_changed.emit(msg)
-        self.compute_hint.emit(state.compute)
+        emit(self.message_changed, msg)
+        emit(self.compute_hint, state.compute)
         self._follow(msg)
 
     def _refused(self, msg_id: int, exc: BaseException) -> None:
         self._sending.discard(msg_id)
-        self.inflight_changed.emit(self.inflight())
+        emit(self.inflight_changed, self.inflight())
         error = exc if isinstance(exc, AppError) else AppError(f"Sending failed: {exc}")
         msg = self.history.message(msg_id)
         if msg is not None:
             msg.status = "failed"
             msg.error = str(error)
             self.history.update_message(msg)
-            self.message_changed.emit(msg)
-        self.error.emit(error)
+            emit(self.message_changed, msg)
+        emit(self.error, error)
 
     # follow --------------------------------------------------------------------------
 
@@ -123,10 +124,10 @@ class ChatSession(QObject):
             return
         poller = PromptPoller(self._runner, api.prompt, msg.request_id, self)
         poller.updated.connect(lambda state, mid=msg.id: self._progress(mid, state))
-        poller.failed.connect(self.error.emit)
+        poller.failed.connect(lambda exc: emit(self.error, exc))
         poller.finished.connect(lambda state, mid=msg.id: self._ended(mid, state))
         self._pollers[msg.id] = poller
-        self.inflight_changed.emit(self.inflight())
+        emit(self.inflight_changed, self.inflight())
         poller.start()
 
     def _progress(self, msg_id: int, state: PromptState) -> None:
@@ -139,9 +140,9 @@ class ChatSession(QObject):
         ):
             msg.apply(state)
             self.history.update_message(msg)
-            self.message_changed.emit(msg)
+            emit(self.message_changed, msg)
         if state.compute != Compute():
-            self.compute_hint.emit(state.compute)
+            emit(self.compute_hint, state.compute)
 
     def _ended(self, msg_id: int, state: PromptState | None) -> None:
         self._drop(msg_id)
@@ -153,16 +154,16 @@ class ChatSession(QObject):
                 msg.status = "expired"
                 msg.error = "The answer is no longer on the server (results are kept 5 minutes)."
                 self.history.update_message(msg)
-                self.message_changed.emit(msg)
+                emit(self.message_changed, msg)
         elif state.status == "failed" and state.error:
-            self.error.emit(AppError(state.error, code="failed"))
+            emit(self.error, AppError(state.error, code="failed"))
 
     def _drop(self, msg_id: int) -> None:
         poller = self._pollers.pop(msg_id, None)
         if poller is not None:
             poller.stop()
             poller.deleteLater()
-            self.inflight_changed.emit(self.inflight())
+            emit(self.inflight_changed, self.inflight())
 
     # stop / resume -------------------------------------------------------------------
 
@@ -176,7 +177,7 @@ class ChatSession(QObject):
         self._runner.run(
             lambda: api.cancel(rid),
             lambda state: self._progress(msg_id, state),
-            lambda exc: self.error.emit(exc if isinstance(exc, AppError) else AppError(str(exc))),
+            lambda exc: emit(self.error, exc if isinstance(exc, AppError) else AppError(str(exc))),
         )
 
     def stop_conversation(self, conv_id: int) -> None:

@@ -15,6 +15,7 @@ from desktop.core import polling
 from desktop.core.errors import AppError, NotFoundError, SessionExpiredError
 from desktop.core.models import ComputeState, PromptState, ServerStatus
 from desktop.qt.runner import Runner
+from desktop.qt.signals import emit
 
 
 class PromptPoller(QObject):
@@ -57,10 +58,10 @@ class PromptPoller(QObject):
             return
         self._errors = 0
         self._status = state.status
-        self.updated.emit(state)
+        emit(self.updated, state)
         if state.terminal:
             self._stopped = True
-            self.finished.emit(state)
+            emit(self.finished, state)
         else:
             self._timer.start(int(polling.prompt_interval(state.status) * 1000))
 
@@ -70,11 +71,11 @@ class PromptPoller(QObject):
         if isinstance(exc, NotFoundError):
             # Its result aged out (5 min after it ended) or it never existed here.
             self._stopped = True
-            self.finished.emit(None)
+            emit(self.finished, None)
             return
         self._errors += 1
         error = exc if isinstance(exc, AppError) else AppError(f"Polling failed: {exc}")
-        self.failed.emit(error)
+        emit(self.failed, error)
         if isinstance(exc, SessionExpiredError):
             self._stopped = True
             return
@@ -128,11 +129,11 @@ class StatusPoller(QObject):
         self._inflight = False
         self._errors = 0
         self._state = status.compute.state
-        self.updated.emit(status)
+        emit(self.updated, status)
         self._schedule()
 
     def _on_error(self, exc: BaseException) -> None:
         self._inflight = False
         self._errors += 1
-        self.failed.emit(exc if isinstance(exc, AppError) else AppError(str(exc)))
+        emit(self.failed, exc if isinstance(exc, AppError) else AppError(str(exc)))
         self._schedule()

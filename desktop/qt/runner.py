@@ -13,22 +13,33 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from desktop.qt.signals import emit
+
 
 class Task(QObject):
     """One background call. `done(result)` or `failed(exception)` fires exactly once."""
 
     done = Signal(object)
     failed = Signal(object)
-    _finished = Signal(bool, object)
+    # Carried across threads (queued). Two object signals rather than one (bool, object):
+    # a queued bool argument trips a refcount bug in PySide6 6.12 at interpreter exit.
+    _returned = Signal(object)
+    _raised = Signal(object)
 
     def __init__(self, fn: Callable[[], Any], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.fn = fn
-        self._finished.connect(self._deliver)
+        self._returned.connect(self._deliver_result)
+        self._raised.connect(self._deliver_error)
 
-    @Slot(bool, object)
-    def _deliver(self, ok: bool, value: object) -> None:
-        (self.done if ok else self.failed).emit(value)
+    @Slot(object)
+    def _deliver_result(self, value: object) -> None:
+        emit(self.done, value)
+        self.deleteLater()
+
+    @Slot(object)
+    def _deliver_error(self, exc: object) -> None:
+        emit(self.failed, exc)
         self.deleteLater()
 
 
@@ -43,9 +54,9 @@ class _Job(QRunnable):
         try:
             result = fn()
         except BaseException as exc:  # delivered to the UI, never lost in a thread
-            self.task._finished.emit(False, exc)
+            emit(self.task._raised, exc)
         else:
-            self.task._finished.emit(True, result)
+            emit(self.task._returned, result)
 
 
 class Runner(QObject):

@@ -15,7 +15,7 @@ from desktop.core.errors import AppError
 ECHO_NOTICE = (
     "Local profile with the echo engine: answers repeat your message back, word by word. "
     "For a real model, run `tinyllama local --engine vllm` or connect an AWS profile "
-    "(Settings → Profile)."
+    "(Account → Profile…)."
 )
 
 

