@@ -21,5 +21,6 @@ def test_emit_keeps_true_refcount_steady() -> None:
     before = sys.getrefcount(True)
     for i in range(5000):
         emit(source.changed, i)
-    assert sys.getrefcount(True) == before
+    # Unpatched, 5000 emits would take 5000 references away; allow for unrelated noise.
+    assert abs(sys.getrefcount(True) - before) < 50
     assert len(got) == 5001
