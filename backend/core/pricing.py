@@ -128,9 +128,9 @@ def estimate(
     """
     h, m = prices.hourly, prices.monthly
     if template == "mvp":
-        lines = [Line("Secrets Manager secret (OpenAI key)", MVP_SECRETS * m["secret"], "$0.40/secret")]
-        lines.append(Line("Lambda, HTTP API, S3, logs, budget", 0.0, "billed per request; none at idle"))
-        return Estimate(lines, [], prices)
+        mvp = [Line("Secrets Manager secret (OpenAI key)", MVP_SECRETS * m["secret"], "$0.40/secret"),
+               Line("Lambda, HTTP API, S3, logs, budget", 0.0, "billed per request; none at idle")]
+        return Estimate(mvp, [], prices)
     if template != "stack":
         raise ValueError(f"template must be 'stack' or 'mvp', not {template!r}")
 
