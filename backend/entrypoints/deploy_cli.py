@@ -1,0 +1,197 @@
+"""`tinyllama deploy`: the desktop wizard's deployer as a command (no Qt), for scripts.
+
+    tinyllama deploy --stack-name tinyllama --template stack -p AlertEmail=me@example.com
+    tinyllama deploy --stack-name tinyllama --delete --empty-data-bucket --yes
+
+Same steps as the wizard: identity, bootstrap bucket, upload, change set shown as a table,
+confirmation (or --yes), then the stack events until the stack settles. Exit status 0 when
+the stack ends complete, 1 on failure (the reason and what to do are printed), 2 for bad
+input, 3 when the change was declined.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from backend.core import pricing
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: write Name=Value, e.g. InstanceType=g5.xlarge")
+    return key, value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `deploy` subcommand to a `tinyllama` argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "deploy", help="deploy, update or delete a TinyLlama stack in your AWS account",
+        description="Create or update a TinyLlama stack (review the change set, then follow its events), "
+        "or delete it. Credentials come from the standard AWS configuration (--profile, environment).")
+    parser.add_argument("--stack-name", default="tinyllama")
+    parser.add_argument("--template", choices=["stack", "mvp"], default="stack")
+    parser.add_argument("--template-file", type=Path, help="a template other than the bundled one")
+    parser.add_argument("--profile", help="AWS profile from ~/.aws/config")
+    parser.add_argument("--region", help="AWS region (default: the profile's)")
+    parser.add_argument("--cheap", action="store_true", help="start from the cheap parameter set")
+    parser.add_argument("--parameter", "-p", action="append", type=_parameter, default=[],
+                        metavar="NAME=VALUE", help="a stack parameter (repeatable)")
+    parser.add_argument("--router-zip", type=Path, help="a router zip already built (skips the build)")
+    parser.add_argument("--worker-wheel", type=Path, help="a worker wheel already built (skips the build)")
+    parser.add_argument("--yes", "-y", action="store_true", help="execute without asking")
+    parser.add_argument("--direct", action="store_true",
+                        help="create/update without a change set (for emulators whose change sets are broken)")
+    parser.add_argument("--delete", action="store_true", help="delete the stack instead")
+    parser.add_argument("--empty-data-bucket", action="store_true",
+                        help="with --delete: empty the stack's data bucket first (its data is lost)")
+    parser.add_argument("--poll-interval", type=float, default=5.0, help=argparse.SUPPRESS)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _confirm(prompt: str, stdin: TextIO, out: TextIO) -> bool:
+    out.write(prompt)
+    out.flush()
+    return stdin.readline().strip().lower() in {"y", "yes"}
+
+
+def run(args: argparse.Namespace, *, stdin: TextIO | None = None, out: TextIO | None = None,
+        deployer_factory: Callable[..., Any] | None = None) -> int:
+    """Run the subcommand; returns the exit status."""
+    stdin = stdin or sys.stdin
+    out = out or sys.stdout
+    from desktop.services import artifacts
+    from desktop.services.deployer import DeployError, StackDeployer
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    try:
+        import boto3
+
+        session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+        factory = deployer_factory or StackDeployer
+        deployer = factory(session=session, region=session.region_name or "us-east-1",
+                           use_change_sets=not args.direct)
+        who = deployer.check_identity()
+        say(f"Deploying as {who.arn} (account {who.account}) in {who.region}")
+        if args.delete:
+            return _delete(deployer, args, say, stdin, out)
+
+        parameters = {**(pricing.CHEAP_PARAMETERS if args.cheap and args.template == "stack" else {}),
+                      **dict(args.parameter)}
+        problems = _missing(args.template, parameters)
+        if problems:
+            say("deploy: " + "; ".join(problems))
+            return 2
+        if args.template == "stack":
+            try:
+                est = pricing.estimate({k: v for k, v in parameters.items() if k in pricing.DEFAULT_PARAMETERS})
+            except ValueError as exc:
+                say(f"deploy: {exc}")
+                return 2
+            say(f"Idle cost about ${est.idle_monthly_usd:.2f}/month; ${est.per_gpu_hour_usd:.3f} per GPU hour.")
+        with tempfile.TemporaryDirectory(prefix="tinyllama-deploy-") as tmp:
+            builders = artifacts.Builders()
+            if args.router_zip:
+                builders.router_zip = lambda _dir: args.router_zip
+            if args.worker_wheel:
+                builders.worker_wheel = lambda _dir: args.worker_wheel
+            if args.template_file:
+                builders.templates = {**builders.templates, args.template: args.template_file}
+            files = artifacts.build(args.template, Path(tmp), builders, say)
+            uploaded = artifacts.upload(deployer, who.account, args.template, files, say)
+        parameters = {**parameters, **uploaded.parameters}
+        tags = {"app": "tinyllama", "stack": args.stack_name}
+        review = deployer.create_change_set(args.stack_name, uploaded.template_url, parameters, tags)
+        if review.change_set_id and review.empty:
+            say("No changes: the stack already matches.")
+            return 0
+        _print_review(review, say)
+        if not args.yes and not _confirm(f"Execute this {review.change_type.lower()}? [y/N] ", stdin, out):
+            deployer.discard_change_set(review)
+            say("Nothing was changed.")
+            return 3
+        watcher = deployer.execute(review, uploaded.template_url, parameters, tags)
+        code = _follow(deployer, watcher, args, say)
+        if code == 0:
+            for key, value in deployer.outputs(args.stack_name).items():
+                say(f"  {key} = {value}")
+        return code
+    except DeployError as exc:
+        say(f"deploy: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("Interrupted: the stack operation goes on in AWS; run again or use the console to follow it.")
+        return 130
+
+
+def _missing(template: str, parameters: dict[str, str]) -> list[str]:
+    problems = []
+    if "AlertEmail" not in parameters:
+        problems.append("give -p AlertEmail=you@example.com (budget alerts go there)")
+    if template == "mvp" and "SourceRepositoryUrl" not in parameters:
+        problems.append("give -p SourceRepositoryUrl=https://… (the MVP's build project reads it)")
+    return problems
+
+
+def _print_review(review: Any, say: Callable[[str], None]) -> None:
+    if not review.rows:
+        say(f"{review.change_type} of {review.stack_name} (no change set: resources not listed in advance)")
+        return
+    say(f"{review.change_type} of {review.stack_name}:")
+    width = max(len(r.logical_id) for r in review.rows)
+    for row in review.rows:
+        flag = "  REPLACED" if row.replacement == "True" else "  may be replaced" if row.replacement == "Conditional" \
+            else ""
+        say(f"  {row.action:<7} {row.logical_id:<{width}}  {row.resource_type}{flag}")
+
+
+def _follow(deployer: Any, watcher: Any, args: argparse.Namespace, say: Callable[[str], None]) -> int:
+    def show(update: Any) -> None:
+        for e in update.events:
+            say(f"  {e.timestamp:%H:%M:%S} {e.logical_id:<28} {e.status:<28} {e.reason}".rstrip())
+
+    final = deployer.follow(watcher, show, interval_s=args.poll_interval)
+    if final.succeeded:
+        say(f"{args.stack_name}: {final.status}")
+        return 0
+    say(f"{args.stack_name}: {final.status}")
+    say(f"Why: {final.failure}")
+    say(f"Next: {final.advice}")
+    return 1
+
+
+def _delete(deployer: Any, args: argparse.Namespace, say: Callable[[str], None], stdin: TextIO,
+            out: TextIO) -> int:
+    review = deployer.plan_delete(args.stack_name)
+    _print_review(review, say)
+    outputs = deployer.outputs(args.stack_name)
+    data_bucket = outputs.get("DataBucket", "")
+    if data_bucket:
+        say(f"The data bucket {data_bucket} holds the stack's data; CloudFormation cannot delete it unless it is "
+            "empty." + ("" if args.empty_data_bucket else " Add --empty-data-bucket to empty it first."))
+    if not args.yes and not _confirm(f"Delete {args.stack_name}? [y/N] ", stdin, out):
+        say("Nothing was deleted.")
+        return 3
+    if data_bucket and args.empty_data_bucket:
+        say(f"Emptied {data_bucket}: {deployer.empty_bucket(data_bucket)} objects removed")
+    return _follow(deployer, deployer.execute(review), args, say)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the subcommand on its own (`python -m backend.entrypoints.deploy_cli`)."""
+    parser = argparse.ArgumentParser(prog="tinyllama")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
