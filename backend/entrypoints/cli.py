@@ -4,6 +4,7 @@
 - `tinyllama local ...`    the whole stack on this computer
 - `tinyllama worker`       the GPU worker (configured by environment variables)
 - `tinyllama cost-estimate` what a stack costs idle, line by line
+- `tinyllama deploy`       deploy, update or delete the stack in an AWS account
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         cost_cli = None  # type: ignore[assignment]
     if cost_cli is not None:
         cost_cli.add_parser(sub)
+    from backend.entrypoints import deploy_cli
+
+    deploy_cli.add_parser(sub)
     return parser
 
 
