@@ -72,3 +72,33 @@ def test_checkov_would_catch_imdsv1_and_ssh(checkov_bin: Path, tmp_path: Path) -
     failed = {(c["check_id"], c["resource"]) for c in run_checkov(checkov_bin, [broken])["results"]["failed_checks"]}
     assert ("CKV_AWS_79", "AWS::EC2::LaunchTemplate.WorkerLaunchTemplate") in failed
     assert ("CKV_AWS_24", "AWS::EC2::SecurityGroup.WorkerSecurityGroup") in failed
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_parameters_are_grouped_and_constrained(template: Path) -> None:
+    doc = load_template(template)
+    params = doc["Parameters"]
+    groups = doc["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [name for group in groups for name in group["Parameters"]]
+    assert sorted(grouped) == sorted(params), "each parameter in exactly one group"
+    for name, p in params.items():
+        if p["Type"] == "String":
+            assert "AllowedPattern" in p or "AllowedValues" in p, name
+            if "AllowedPattern" in p:  # otherwise the console shows only the regex
+                assert "ConstraintDescription" in p, name
+        elif p["Type"] == "Number":
+            assert ("MinValue" in p and "MaxValue" in p) or "AllowedValues" in p, name
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_every_taggable_resource_carries_the_stack_tag(template: Path) -> None:
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    for name, resource in load_template(template)["Resources"].items():
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource["Type"]).schema
+        key = next((k for k in ("Tags", "UserPoolTags") if k in schema.get("properties", {})), None)
+        if key is None:
+            continue
+        tags = resource["Properties"].get(key)
+        keys = set(tags) if isinstance(tags, dict) else {t["Key"] for t in tags or []}
+        assert "tinyllama:stack" in keys, f"{name} ({resource['Type']}) has no tinyllama:stack tag"
