@@ -64,8 +64,7 @@ class LocalProcessCompute:
             env = {**os.environ, **self.worker_env}
             if self.engine_cmd:
                 self._procs.append(self._spawn(self.engine_cmd, env, "engine"))
-            cmd = [sys.executable, "-m", "backend.entrypoints.cli", "worker"]
-            self._procs.append(self._spawn(cmd, env, "worker"))
+            self._procs.append(self._spawn(worker_command(), env, "worker"))
             self._since = time.time()
             return "started the local worker"
 
@@ -115,6 +114,13 @@ class LocalProcessCompute:
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs if p.poll() is None]
+
+
+def worker_command() -> list[str]:
+    """`tinyllama worker` as this interpreter runs it; a frozen bundle is its own interpreter."""
+    if getattr(sys, "frozen", False):  # PyInstaller: sys.executable is the bundle's `tinyllama`
+        return [sys.executable, "worker"]
+    return [sys.executable, "-m", "backend.entrypoints.cli", "worker"]
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -45,9 +45,20 @@ def _worker(_args: argparse.Namespace) -> int:
     return main_from_env()
 
 
+def _version() -> str:
+    """pyproject.toml's version, from the installed (or bundled) metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tinyllama")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyllama", description="Your own LLM on your own cloud account.")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command")
 
     local = sub.add_parser("local", help="run the router, queue and worker on this computer")
