@@ -271,7 +271,8 @@ class StackWatcher:
                     continue
                 return f"{event.logical_id} ({event.resource_type}) {event.status}: {event.reason}"
         for event in self.events:
-            if event.reason and event.resource_type == "AWS::CloudFormation::Stack":
+            if event.reason and event.resource_type == "AWS::CloudFormation::Stack" and (
+                    "ROLLBACK" in event.status or event.failed):
                 return f"{event.status}: {event.reason}"
         return f"The stack ended in {self.status}."
 
