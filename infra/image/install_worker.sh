@@ -18,14 +18,16 @@ export DEBIAN_FRONTEND=noninteractive
 
 nvidia-smi >/dev/null || { echo "no NVIDIA driver: install it first" >&2; exit 1; }
 
-if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+# The package needs Python >= 3.11 (pyproject.toml); Ubuntu 22.04's python3 is 3.10.
+python=${PYTHON:-python3.11}
+if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
   apt-get update -q
-  apt-get install -y -q python3-venv
+  apt-get install -y -q "$python" "$python-venv"
 fi
 
 id tinyllama >/dev/null 2>&1 || useradd --system --home-dir "$prefix" --shell /usr/sbin/nologin tinyllama
 install -d -o tinyllama -g tinyllama "$prefix" "$prefix/hf" /var/log/tinyllama
-python3 -m venv "$prefix/venv"
+"$python" -m venv "$prefix/venv"
 "$prefix/venv/bin/pip" install --quiet --upgrade pip
 "$prefix/venv/bin/pip" install --quiet "$vllm_spec" "$wheel"
 

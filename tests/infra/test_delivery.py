@@ -156,3 +156,10 @@ def test_wake_time_filter_matches_the_workers_log_line() -> None:
             assert token == field.split("=")[1].strip().strip('"'), (token, field)
     assert float(tokens[fields.index("seconds")]) == 42.1
     assert fields[-1] == "..."
+
+
+def test_worker_python_meets_the_packages_requirement() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (minimum,) = re.findall(r">=\s*3\.(\d+)", project["project"]["requires-python"])
+    (default,) = re.findall(r"python=\$\{PYTHON:-python3\.(\d+)\}", INSTALL.read_text())
+    assert int(default) >= int(minimum)
