@@ -29,6 +29,9 @@ from desktop.core.markdown import MarkdownRenderer
 from desktop.core.models import ChatMessage, Conversation
 from desktop.qt.signals import emit
 
+# How many messages a chat shows when opened; older ones come with "Show earlier".
+RECENT = 16
+
 _WAITING_WORDS = {
     "sending": "Sending…",
     "queued": "Queued…",
@@ -68,8 +71,9 @@ class ChatView(QWidget):
         self._conv: Conversation | None = None
         self._messages: list[ChatMessage] = []
         self._code_blocks: list[str] = []
-        self._tail_pos = 0
+        self._tail_pos = -1
         self._tail_blocks = 0
+        self._first_shown = 0
         self.copied = ""
 
         self.transcript = QTextBrowser(self)
@@ -150,6 +154,7 @@ class ChatView(QWidget):
     def set_conversation(self, conv: Conversation | None, messages: list[ChatMessage]) -> None:
         self._conv = conv
         self._messages = list(messages)
+        self._first_shown = len(self._messages)
         self.title.setText(conv.title if conv else "")
         self.settings_button.setEnabled(conv is not None)
         if conv is not None:
@@ -181,8 +186,7 @@ class ChatView(QWidget):
                     self._render_all()
                 break
         else:
-            self._messages.append(msg)
-            self._render_all()
+            self._append(msg)
         self._update_buttons()
 
     def busy(self) -> bool:
@@ -219,9 +223,21 @@ class ChatView(QWidget):
         return "".join(parts), body.code_blocks if body else []
 
     def _render_all(self) -> None:
+        """Lay out the recent messages from scratch (opening a chat, rare edits).
+
+        Only the last RECENT messages are laid out at first: QTextDocument's setHtml costs
+        about 2 ms per long message, and opening a chat must not freeze the window.
+        """
         self._code_blocks = []
+        self._first_shown = max(0, min(self._first_shown, len(self._messages) - RECENT))
+        shown = self._messages[self._first_shown:]
         head = []
-        for msg in self._messages[:-1]:
+        if self._first_shown:
+            head.append(
+                '<p align="center" style="margin-bottom:8px;"><a href="more:">Show '
+                f"{min(self._first_shown, RECENT)} earlier messages</a></p>"
+            )
+        for msg in shown[:-1]:
             text, blocks = self._message_html(msg, len(self._code_blocks))
             self._code_blocks.extend(blocks)
             head.append(text)
@@ -232,14 +248,28 @@ class ChatView(QWidget):
                 + "</p>"
             )
         self.transcript.setHtml("".join(head))
+        self._tail_pos = -1
+        if self._messages:
+            self._start_tail()
+
+    def _start_tail(self) -> None:
+        """The last message gets its own paragraph at the end, re-rendered as it grows."""
         cursor = QTextCursor(self.transcript.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
-        if len(self._messages) > 1:
-            cursor.insertBlock()  # the growing answer starts its own paragraph
+        if cursor.position() > 0:
+            cursor.insertBlock()
         self._tail_pos = cursor.position()
         self._tail_blocks = len(self._code_blocks)
-        if self._messages:
-            self._render_tail()
+        self._render_tail()
+
+    def _append(self, msg: ChatMessage) -> None:
+        """A new last message: the old tail stays as laid out; only the new one is added."""
+        was_empty = len(self._messages) == 0
+        self._messages.append(msg)
+        if was_empty or self._tail_pos < 0:
+            self._render_all()
+        else:
+            self._start_tail()
 
     def _render_tail(self) -> None:
         msg = self._messages[-1]
@@ -279,7 +309,11 @@ class ChatView(QWidget):
         emit(self.send_requested, text)
 
     def _link(self, url: QUrl) -> None:
-        if url.scheme() == "copy":
+        if url.scheme() == "more":
+            self._first_shown = max(0, self._first_shown - RECENT)
+            self._render_all()
+            self.transcript.verticalScrollBar().setValue(0)
+        elif url.scheme() == "copy":
             index = int(url.path() or url.toString().split(":", 1)[1])
             if 0 <= index < len(self._code_blocks):
                 self.copied = self._code_blocks[index]
