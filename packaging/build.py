@@ -1,0 +1,269 @@
+"""Build the TinyLlama bundle with PyInstaller, smoke-test it, and say what is in it.
+
+    python packaging/build.py [--dist DIR] [--work DIR] [--skip-local]
+
+One command, as a release is built: PyInstaller runs packaging/tinyllama.spec into
+`dist/tinyllama/` (`dist/TinyLlama.app` too on macOS), then the bundle itself is started:
+
+1. `tinyllama --version` must print pyproject.toml's version;
+2. the app, offscreen with TINYLLAMA_SMOKE_TEST=1, must show and paint its main window,
+   write its log file and exit 0;
+3. `tinyllama local` (the Local profile's stack: redis-server from the PATH, the router,
+   the gateway and a worker spawned from the bundle) must answer one prompt.
+
+Each step fails on a non-zero exit or on any stderr line that is not an INFO/DEBUG log
+line (or the offscreen platform's known notice). Settings, history and logs go to a
+temporary home, never the user's. Exits non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "packaging" / "tinyllama.spec"
+EXPECTED_STDERR = [
+    re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO) "),  # our own log lines
+    re.compile(r"^This plugin does not support propagateSizeHints\(\)$"),  # Qt's offscreen platform
+]
+
+
+class SmokeTestError(Exception):
+    """The bundle did not behave; the message says which step and shows its output."""
+
+
+def pyproject_version() -> str:
+    return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
+
+
+def build(dist: Path, work: Path) -> Path:
+    """Run PyInstaller; returns the bundle's folder (the one holding the executable)."""
+    started = time.monotonic()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--clean",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(dist),
+            "--workpath",
+            str(work),
+            str(SPEC),
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    print(f"built in {time.monotonic() - started:.0f} s")
+    return dist / "tinyllama"
+
+
+def executable(bundle: Path) -> Path:
+    return bundle / ("tinyllama.exe" if sys.platform == "win32" else "tinyllama")
+
+
+def unexpected(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip() and not any(p.search(line) for p in EXPECTED_STDERR)]
+
+
+def check_run(step: str, proc: subprocess.CompletedProcess[str]) -> None:
+    bad = unexpected(proc.stderr)
+    if proc.returncode != 0 or bad:
+        raise SmokeTestError(
+            f"{step}: exit code {proc.returncode}, unexpected stderr:\n  "
+            + "\n  ".join(bad or ["(none)"])
+            + f"\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+
+
+def smoke_env(home: Path) -> dict[str, str]:
+    """The environment for the bundle: offscreen Qt, and every per-user folder under `home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "XDG_"))}
+    env.update(
+        QT_QPA_PLATFORM="offscreen",
+        HOME=str(home),
+        USERPROFILE=str(home),
+        APPDATA=str(home / "AppData" / "Roaming"),
+        LOCALAPPDATA=str(home / "AppData" / "Local"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        XDG_STATE_HOME=str(home / ".local" / "state"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+    )
+    return env
+
+
+def smoke_version(exe: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run([str(exe), "--version"], env=env, capture_output=True, text=True, timeout=60)
+    check_run("tinyllama --version", proc)
+    if proc.stdout.strip() != f"tinyllama {pyproject_version()}":
+        raise SmokeTestError(f"tinyllama --version printed {proc.stdout.strip()!r}, not {pyproject_version()}")
+    print(f"  ok  {proc.stdout.strip()}")
+
+
+def smoke_window(exe: Path, env: dict[str, str], home: Path) -> None:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(exe)], env={**env, "TINYLLAMA_SMOKE_TEST": "1"}, capture_output=True, text=True, timeout=120
+    )
+    check_run("the app (offscreen, TINYLLAMA_SMOKE_TEST=1)", proc)
+    logs = [p for p in home.rglob("tinyllama.log")]
+    if not logs:
+        raise SmokeTestError(f"the app wrote no log file under {home}")
+    print(f"  ok  main window shown and closed in {time.monotonic() - started:.1f} s; log: {logs[0].relative_to(home)}")
+
+
+def smoke_local(exe: Path, env: dict[str, str]) -> None:
+    """`tinyllama local` from the bundle answers a prompt through its own worker process."""
+    proc = subprocess.Popen(
+        [str(exe), "local", "--port", "0", "--engine", "echo", "--idle-timeout", "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stdout = []
+    try:
+        assert proc.stdout is not None
+        url = token = None
+        deadline = time.monotonic() + 60
+        while (url is None or token is None) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            stdout.append(line)
+            if m := re.search(r"local API on (http://\S+)", line):
+                url = m.group(1)
+            if m := re.search(r"Bearer token: (\S+)", line):
+                token = m.group(1)
+        if url is None or token is None:
+            raise SmokeTestError("tinyllama local did not say where it listens:\n" + "".join(stdout))
+        text = ask(url, token, "smoke test of the bundle")
+        if "smoke test of the bundle" not in text:
+            raise SmokeTestError(f"the echo worker answered {text!r}")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+    check_run("tinyllama local", subprocess.CompletedProcess(proc.args, proc.returncode, "".join(stdout) + out, err))
+    print("  ok  tinyllama local answered a prompt through the bundle's worker, and stopped")
+
+
+def ask(url: str, token: str, content: str, timeout_s: float = 60.0) -> str:
+    def call(method: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        request = urllib.request.Request(
+            url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return dict(json.load(response))
+
+    rid = call("POST", "/prompts", {"messages": [{"role": "user", "content": content}]})["request_id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = call("GET", f"/prompts/{rid}")
+        if state["status"] in ("done", "failed", "cancelled", "expired"):
+            if state["status"] != "done":
+                raise SmokeTestError(f"the prompt ended {state['status']}: {state}")
+            return str(state.get("text") or "")
+        time.sleep(0.2)
+    raise SmokeTestError(f"no answer within {timeout_s:.0f} s")
+
+
+def smoke_test(bundle: Path, skip_local: bool = False) -> None:
+    """Start the built bundle three ways; raises SmokeTestError when one misbehaves."""
+    exe = executable(bundle)
+    print(f"smoke test of {exe}")
+    with tempfile.TemporaryDirectory(prefix="tinyllama-smoke-") as tmp:
+        home = Path(tmp)
+        env = smoke_env(home)
+        smoke_version(exe, env)
+        smoke_window(exe, env, home)
+        if skip_local or sys.platform == "win32":  # the local stack needs POSIX process groups
+            print("  --  tinyllama local skipped")
+        elif shutil.which("redis-server", path=env.get("PATH")) is None:
+            raise SmokeTestError(
+                "redis-server is not on the PATH, so the Local profile cannot be "
+                "tested (install it, or pass --skip-local)"
+            )
+        else:
+            smoke_local(exe, env)
+    print("smoke test passed")
+
+
+def sizes(bundle: Path, count: int = 15) -> tuple[int, list[tuple[int, str]]]:
+    """The bundle's size and its `count` largest parts.
+
+    A part is a top-level file or folder of the bundle; one holding more than a quarter
+    of the whole is split into its own parts, so the list says what is big, not just "Qt".
+    """
+
+    def size(path: Path) -> int:
+        if path.is_symlink():
+            return 0
+        if path.is_file():
+            return path.stat().st_size
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+    total = size(bundle)
+    parts: list[tuple[int, str]] = []
+    todo = [bundle]
+    while todo:
+        for child in todo.pop().iterdir():
+            n = size(child)
+            if child.is_dir() and not child.is_symlink() and n > total / 4:
+                todo.append(child)
+            else:
+                parts.append((n, child.relative_to(bundle).as_posix() + ("/" if child.is_dir() else "")))
+    return total, sorted(parts, reverse=True)[:count]
+
+
+def report(bundle: Path) -> None:
+    total, largest = sizes(bundle)
+    print(f"bundle: {bundle}  {total / 1e6:.1f} MB")
+    for n, name in largest:
+        print(f"  {n / 1e6:7.1f} MB  {name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="where the bundle goes (default: dist/)")
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "pyinstaller", help="PyInstaller's work dir")
+    parser.add_argument("--skip-build", action="store_true", help="smoke-test the bundle already in --dist")
+    parser.add_argument("--skip-local", action="store_true", help="do not run `tinyllama local` (no redis-server)")
+    args = parser.parse_args(argv)
+
+    bundle = args.dist / "tinyllama" if args.skip_build else build(args.dist, args.work)
+    report(bundle)
+    try:
+        smoke_test(bundle, skip_local=args.skip_local)
+    except (SmokeTestError, subprocess.TimeoutExpired) as exc:
+        print(f"SMOKE TEST FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
