@@ -109,6 +109,18 @@ JSON
 SCRIPT
 chmod 0755 "$prefix/configure-cloudwatch.sh"
 
+# Both units append to files; keep a week of them.
+cat > /etc/logrotate.d/tinyllama <<'ROTATE'
+/var/log/tinyllama/*.log {
+  daily
+  rotate 7
+  compress
+  missingok
+  notifempty
+  copytruncate
+}
+ROTATE
+
 systemctl daemon-reload
 systemctl enable vllm.service tinyllama-worker.service
 echo "TinyLlama worker installed in $prefix (model $model)"
