@@ -163,3 +163,14 @@ def test_worker_python_meets_the_packages_requirement() -> None:
     (minimum,) = re.findall(r">=\s*3\.(\d+)", project["project"]["requires-python"])
     (default,) = re.findall(r"python=\$\{PYTHON:-python3\.(\d+)\}", INSTALL.read_text())
     assert int(default) >= int(minimum)
+
+
+def test_pipeline_variables_come_from_earlier_stages() -> None:
+    """#{Namespace.VAR} resolves only for a namespace an earlier action declared."""
+    declared: set[str] = set()
+    for stage_ in PIPELINE["Resources"]["Pipeline"]["Properties"]["Stages"]:
+        for action in stage_["Actions"]:
+            used = set(re.findall(r"#\{([A-Za-z]+)\.[A-Za-z_]+\}", json.dumps(action["Configuration"])))
+            assert used <= declared, f"{action['Name']} uses {used - declared} before it is declared"
+        declared |= {a["Namespace"] for a in stage_["Actions"] if "Namespace" in a}
+    assert {"SourceVariables", "Test", "Image"} <= declared
