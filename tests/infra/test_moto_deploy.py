@@ -220,7 +220,7 @@ def test_full_stack(aws: dict[str, Any]) -> None:
                              Overwrite=True)
     info, outputs = deploy(aws, "stack.yaml", {
         "CodeS3Bucket": aws["code_bucket"], "AlertEmail": "me@example.com", "ImageParameter": "/test/worker-ami",
-        "RootVolumeGiB": "60",
+        "RootVolumeGiB": "60", "WorkerSubnet": "second",
     })
     assert set(outputs) == {"ApiUrl", "Region", "UserPoolId", "UserPoolClientId", "InstanceId", "DataBucket",
                             "BudgetName", "WorkerLogGroup"}
@@ -235,7 +235,7 @@ def test_full_stack(aws: dict[str, Any]) -> None:
     tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
     assert tags["tinyllama:role"] == "gpu-worker" and tags["tinyllama:stack"] == info["name"]
     vpc_id = info["created"]["Vpc"]
-    assert instance["VpcId"] == vpc_id
+    assert instance["VpcId"] == vpc_id and instance["SubnetId"] == info["created"]["PrivateSubnetB"]
     lt = ec2.describe_launch_template_versions(LaunchTemplateId=info["created"]["WorkerLaunchTemplate"])
     data = lt["LaunchTemplateVersions"][0]["LaunchTemplateData"]
     assert data["MetadataOptions"]["HttpTokens"] == "required"
