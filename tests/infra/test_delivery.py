@@ -174,3 +174,15 @@ def test_pipeline_variables_come_from_earlier_stages() -> None:
             assert used <= declared, f"{action['Name']} uses {used - declared} before it is declared"
         declared |= {a["Namespace"] for a in stage_["Actions"] if "Namespace" in a}
     assert {"SourceVariables", "Test", "Image"} <= declared
+
+
+def test_image_builder_reads_what_the_test_stage_uploads() -> None:
+    spec = yaml.safe_load((INFRA / "buildspec-test.yml").read_text())
+    commands = "\n".join(spec["phases"]["post_build"]["commands"])
+    uploads = re.findall(r'"s3://\$\{ARTIFACT_BUCKET\}/(image/[^"]+)"', commands)
+    assert uploads == ["image/worker-image.tar"]
+    data = sub_text(PIPELINE["Resources"]["WorkerComponent"]["Properties"]["Data"])
+    assert f"s3://${{ArtifactBucket}}/{uploads[0]}" in data
+    statements = PIPELINE["Resources"]["ImageBuilderRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    (read,) = [st for st in statements if st["Action"] == "s3:GetObject"]
+    assert sub_text(read["Resource"]).endswith(uploads[0])
