@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jwt
@@ -153,19 +153,15 @@ class CognitoAuth:
                 cognito.logout()
 
 
-class _translated:
+@contextlib.contextmanager
+def _translated(refreshing: bool = False) -> Iterator[None]:
     """Turn pycognito and botocore failures into AuthError subclasses."""
-
-    def __init__(self, refreshing: bool = False) -> None:
-        self.refreshing = refreshing
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or isinstance(exc, AuthError | NetworkError):
-            return False
-        raise _translate(exc, self.refreshing) from None
+    try:
+        yield
+    except (AuthError, NetworkError):
+        raise
+    except Exception as exc:
+        raise _translate(exc, refreshing) from None
 
 
 def _translate(exc: BaseException, refreshing: bool) -> Exception:

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from backend.core import pricing
 from backend.core.pricing import HOURS_PER_MONTH, Estimate
 from desktop.core.errors import AppError
 
@@ -46,9 +47,9 @@ class CostReport:
 
     def projected_month_usd(self, today: date) -> float:
         """Month to date plus the mean of the last 7 days for each day left (no budget)."""
-        days_in_month = _days_in_month(today)
+        days = days_in_month(today)
         recent = [amount for _day, amount in self.daily[-7:]] or [0.0]
-        return round(self.total_usd + (sum(recent) / len(recent)) * (days_in_month - today.day + 1), 2)
+        return round(self.total_usd + (sum(recent) / len(recent)) * (days - today.day), 2)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class LiveEstimate:
         return round(self.fetched_usd + self.gpu_usd_since + self.fixed_usd_since, 2)
 
 
-def _days_in_month(day: date) -> int:
+def days_in_month(day: date) -> int:
+    """28 to 31."""
     nxt = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
     return (nxt - timedelta(days=1)).day
 
@@ -96,17 +98,20 @@ class CostService:
     move it through a simulated hour).
     """
 
-    def __init__(self, ce_client: Any = None, budgets_client: Any = None, ec2_client: Any = None, *,
-                 cache_file: Path, session: Any = None, account_id: str = "",
+    def __init__(self, ce_client: Any = None, budgets_client: Any = None, ec2_client: Any = None,
+                 cfn_client: Any = None, *, cache_file: Path, session: Any = None, account_id: str = "",
+                 region: str | None = None,
                  clock: Callable[[], float] = time.time, ttl_s: float = CACHE_TTL_S) -> None:
         self._ce = ce_client
         self._budgets = budgets_client
         self._ec2 = ec2_client
+        self._cfn = cfn_client
         self._session = session
         self.cache_file = cache_file
         self.account_id = account_id
         self.clock = clock
         self.ttl_s = ttl_s
+        self.region = region  # of the stack and its instance; CE and Budgets are global
         self.ce_requests = 0  # counted so the panel (and a test) can show what was paid for
 
     def _client(self, name: str) -> Any:
@@ -114,7 +119,7 @@ class CostService:
             import boto3
 
             self._session = boto3.session.Session()
-        return self._session.client(name, region_name="us-east-1" if name in {"ce", "budgets"} else None)
+        return self._session.client(name, region_name="us-east-1" if name in {"ce", "budgets"} else self.region)
 
     # Cost Explorer -------------------------------------------------------------------
 
@@ -257,6 +262,24 @@ class CostService:
                 launched = instance["LaunchTime"].timestamp()
                 return max(0.0, self.clock() - max(launched, since)) / 3600.0
         return 0.0
+
+    def stack_estimate(self, stack_name: str) -> Estimate:
+        """The idle month and GPU hour of the stack as deployed (its parameters, read back)."""
+        if not stack_name:
+            return pricing.estimate()
+        if self._cfn is None:
+            self._cfn = self._client("cloudformation")
+        try:
+            stack = self._cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        except Exception as exc:
+            raise CostError(_explain(exc, "CloudFormation")) from exc
+        params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+        if "BudgetLimitUsd" in params:  # the MVP
+            return pricing.estimate(template="mvp")
+        try:
+            return pricing.estimate({k: v for k, v in params.items() if k in pricing.DEFAULT_PARAMETERS})
+        except ValueError:
+            return pricing.estimate()
 
     def live_estimate(self, report: CostReport, estimate: Estimate, gpu_hours_since: float,
                       prompt_gpu_seconds: list[float] | None = None) -> LiveEstimate:

@@ -640,6 +640,23 @@ def create_first_user(cognito: Any, user_pool_id: str, username: str, email: str
     return password
 
 
+def planned_adds(template_text: str) -> list[ChangeRow]:
+    """A template's resources as Add rows: the review of a create without a change set."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    # CloudFormation's short forms (!Ref, !Sub, …) only need to parse, not resolve.
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    try:
+        body = yaml.load(template_text, Loader=_Loader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise DeployError(f"The template is not valid YAML: {exc}", code="Template") from exc
+    resources = (body or {}).get("Resources", {}) if isinstance(body, dict) else {}
+    return [ChangeRow("Add", name, str(r.get("Type", ""))) for name, r in resources.items() if isinstance(r, dict)]
+
+
 def _parameters(values: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in values.items()]
 

@@ -1,0 +1,96 @@
+"""The deploy wizard's options as plain data: validation, EUR→USD, stack parameters, cost.
+
+Qt-free so the options page stays a thin form and the rules are tested without a window.
+The budget is asked for in euros (DESIGN.md: warning 15 EUR, hard cap 20 EUR) and the
+templates take whole US dollars, converted with a rate the person can edit; the cap is
+rounded down and the warning too, so neither ends above what was asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from backend.core import pricing
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+$")
+REPO = re.compile(r"^https://[A-Za-z0-9.-]+/[A-Za-z0-9._/-]+$")
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+INSTANCE_TYPES = ("g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g5.2xlarge", "g6.xlarge")
+REDIS_MODES = {"elasticache-node": "ElastiCache node (cache.t4g.micro)",
+               "serverless-valkey": "ElastiCache Serverless Valkey (cheapest)"}
+EGRESS_MODES = {"nat-instance": "NAT instance (t4g.nano, cheapest)", "nat-gateway": "NAT gateway",
+                "endpoints": "VPC endpoints only"}
+DEFAULT_EUR_USD = 1.08
+
+
+@dataclass
+class DeployOptions:
+    """Everything the Options page asks; `parameters()` gives the template's names."""
+
+    template: str = "stack"  # "stack" or "mvp"
+    instance_type: str = "g4dn.xlarge"
+    root_volume_gib: int = 60
+    redis_mode: str = "serverless-valkey"
+    egress_mode: str = "nat-instance"
+    dashboard: bool = False
+    warning_eur: float = 15.0
+    hard_cap_eur: float = 20.0
+    eur_usd: float = DEFAULT_EUR_USD
+    alert_email: str = ""
+    model: str = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+    source_repository_url: str = ""
+
+    @property
+    def warning_usd(self) -> int:
+        return max(1, math.floor(self.warning_eur * self.eur_usd))
+
+    @property
+    def hard_cap_usd(self) -> int:
+        return max(1, math.floor(self.hard_cap_eur * self.eur_usd))
+
+    def problems(self) -> list[str]:
+        """What must change before deploying, in words (empty when ready)."""
+        found = []
+        if not EMAIL.match(self.alert_email):
+            found.append("Alert e-mail: an address budget alerts can reach")
+        if self.eur_usd <= 0:
+            found.append("EUR→USD rate must be above zero")
+        if self.hard_cap_eur <= 0 or self.warning_eur <= 0:
+            found.append("Budget amounts must be above zero")
+        elif self.warning_eur >= self.hard_cap_eur:
+            found.append("The warning must be below the hard cap")
+        if self.template == "stack":
+            if not MODEL.match(self.model):
+                found.append("Model: a Hugging Face id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0")
+            if not 40 <= self.root_volume_gib <= 1000:
+                found.append("Volume: 40 to 1000 GiB")
+        elif not REPO.match(self.source_repository_url):
+            found.append("Source repository: an https:// URL")
+        return found
+
+    def parameters(self) -> dict[str, str]:
+        """The stack parameters these options set (the code location is added at upload)."""
+        if self.template == "mvp":
+            return {"BudgetLimitUsd": str(self.hard_cap_usd), "AlertEmail": self.alert_email,
+                    "SourceRepositoryUrl": self.source_repository_url}
+        return {
+            "InstanceType": self.instance_type,
+            "RootVolumeGiB": str(self.root_volume_gib),
+            "RedisMode": self.redis_mode,
+            "EgressMode": self.egress_mode,
+            "CreateDashboard": "true" if self.dashboard else "false",
+            "EnableBudgetAction": "true",
+            "WarningUsd": str(self.warning_usd),
+            "HardCapUsd": str(self.hard_cap_usd),
+            "AlertEmail": self.alert_email,
+            "Model": self.model,
+        }
+
+    def estimate(self) -> pricing.Estimate:
+        """The idle month and GPU hour of these options (pricing's own figures)."""
+        if self.template == "mvp":
+            return pricing.estimate(template="mvp")
+        return pricing.estimate({k: v for k, v in self.parameters().items() if k in pricing.DEFAULT_PARAMETERS})

@@ -1,0 +1,187 @@
+"""Wizard page 2: what to deploy, and what it costs while nobody uses it, line by line.
+
+The cost table is backend/core/pricing.py's estimate of the options as they stand; it is
+recomputed on every change, before anything exists.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+    QWizardPage,
+)
+
+from desktop.core.deploy_options import EGRESS_MODES, INSTANCE_TYPES, REDIS_MODES, DeployOptions
+from desktop.qt.signals import emit
+from desktop.views.wizard.context import WizardContext
+
+
+class OptionsPage(QWizardPage):
+    """The form on the left, the idle-month estimate on the right."""
+
+    def __init__(self, ctx: WizardContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.setTitle("Options")
+        self.setSubTitle("The cheap choices are preselected. The estimate on the right is what the stack costs "
+                         "per month with zero prompts.")
+        o = DeployOptions(alert_email=str(ctx.settings.get("aws.username") or "") if "@" in str(
+            ctx.settings.get("aws.username") or "") else "")
+        self.template = QComboBox()
+        self.template.addItem("Full stack (GPU, queue, sign-in)", "stack")
+        self.template.addItem("MVP (Lambda only, echo)", "mvp")
+        self.instance_type = QComboBox()
+        self.instance_type.addItems(INSTANCE_TYPES)
+        self.volume = QSpinBox(minimum=40, maximum=1000, value=o.root_volume_gib, suffix=" GiB")
+        self.redis = QComboBox()
+        for value, label in REDIS_MODES.items():
+            self.redis.addItem(label, value)
+        self.redis.setCurrentIndex(self.redis.findData(o.redis_mode))
+        self.egress = QComboBox()
+        for value, label in EGRESS_MODES.items():
+            self.egress.addItem(label, value)
+        self.dashboard = QCheckBox("CloudWatch dashboard")
+        self.warning = QDoubleSpinBox(minimum=1, maximum=10000, value=o.warning_eur, suffix=" EUR", decimals=0)
+        self.cap = QDoubleSpinBox(minimum=1, maximum=10000, value=o.hard_cap_eur, suffix=" EUR", decimals=0)
+        self.rate = QDoubleSpinBox(minimum=0.01, maximum=10, value=o.eur_usd, decimals=4, singleStep=0.01)
+        self.rate.setPrefix("1 EUR = ")
+        self.rate.setSuffix(" USD")
+        self.usd = QLabel()
+        self.email = QLineEdit(o.alert_email, placeholderText="you@example.com")
+        self.model = QLineEdit(o.model)
+        self.repo = QLineEdit(placeholderText="https://github.com/you/tinyllama")
+
+        form = QFormLayout()
+        form.addRow("Template", self.template)
+        form.addRow("GPU instance", self.instance_type)
+        form.addRow("Volume", self.volume)
+        form.addRow("Redis", self.redis)
+        form.addRow("Egress", self.egress)
+        form.addRow("", self.dashboard)
+        form.addRow("Budget warning", self.warning)
+        form.addRow("Hard cap (GPU stops)", self.cap)
+        form.addRow("Exchange rate", self.rate)
+        form.addRow("", self.usd)
+        form.addRow("Alert e-mail", self.email)
+        form.addRow("Model", self.model)
+        form.addRow("Source repository", self.repo)
+        self.form = form
+        self.problems = QLabel()
+        self.problems.setWordWrap(True)
+        self.problems.setStyleSheet("color: #b71c1c;")
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(form)
+        left_layout.addWidget(self.problems)
+        left_layout.addStretch(1)
+
+        self.cost_table = QTableWidget(0, 2)
+        self.cost_table.setObjectName("cost_table")
+        self.cost_table.setHorizontalHeaderLabels(["Idle month", "USD"])
+        self.cost_table.verticalHeader().setVisible(False)
+        self.cost_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.cost_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.cost_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.cost_table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
+        self.cost_table.setWordWrap(False)
+        self.cost_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.cost_table.verticalHeader().setDefaultSectionSize(24)
+        self.idle_total = QLabel()
+        self.idle_total.setObjectName("idle_total")
+        self.gpu_hour = QLabel()
+        self.gpu_hour.setObjectName("gpu_hour")
+        self.prices_note = QLabel()
+        self.prices_note.setWordWrap(True)
+        self.prices_note.setStyleSheet("color: #666; font-size: 11px;")
+        box = QGroupBox("What it costs")
+        box_layout = QVBoxLayout(box)
+        box_layout.addWidget(self.cost_table, 1)
+        box_layout.addWidget(self.idle_total)
+        box_layout.addWidget(self.gpu_hour)
+        box_layout.addWidget(self.prices_note)
+
+        layout = QHBoxLayout(self)
+        layout.addWidget(left, 4)
+        layout.addWidget(box, 5)
+
+        for w in (self.template, self.instance_type, self.redis, self.egress):
+            w.currentIndexChanged.connect(self.update_options)
+        for s in (self.volume, self.warning, self.cap, self.rate):
+            s.valueChanged.connect(self.update_options)
+        self.dashboard.toggled.connect(self.update_options)
+        for e in (self.email, self.model, self.repo):
+            e.textChanged.connect(self.update_options)
+        self.update_options()
+
+    def options(self) -> DeployOptions:
+        """The form as DeployOptions."""
+        return DeployOptions(
+            template=str(self.template.currentData()), instance_type=self.instance_type.currentText(),
+            root_volume_gib=self.volume.value(), redis_mode=str(self.redis.currentData()),
+            egress_mode=str(self.egress.currentData()), dashboard=self.dashboard.isChecked(),
+            warning_eur=self.warning.value(), hard_cap_eur=self.cap.value(), eur_usd=self.rate.value(),
+            alert_email=self.email.text().strip(), model=self.model.text().strip(),
+            source_repository_url=self.repo.text().strip())
+
+    def update_options(self) -> None:
+        """Show only the fields of the chosen template, and price them."""
+        o = self.options()
+        stack = o.template == "stack"
+        for w in (self.instance_type, self.volume, self.redis, self.egress, self.dashboard, self.model):
+            self.form.setRowVisible(w, stack)
+        self.form.setRowVisible(self.warning, stack)
+        self.form.setRowVisible(self.repo, not stack)
+        self.cap.setPrefix("")
+        self.usd.setText(f"= warning ${o.warning_usd}, hard cap ${o.hard_cap_usd} (whole dollars, rounded down)"
+                         if stack else f"= budget ${o.hard_cap_usd} (whole dollars, rounded down)")
+        self.ctx.options = o
+        problems = o.problems()
+        self.problems.setText("\n".join(problems))
+        self._show_estimate(o)
+        emit(self.completeChanged)
+
+    def _show_estimate(self, o: DeployOptions) -> None:
+        try:
+            est = o.estimate()
+        except ValueError as exc:
+            self.cost_table.setRowCount(0)
+            self.idle_total.setText(str(exc))
+            return
+        self.cost_table.setRowCount(len(est.idle_lines))
+        for row, line in enumerate(est.idle_lines):
+            item = QTableWidgetItem(line.item)
+            item.setToolTip(line.basis)
+            amount = QTableWidgetItem(f"{line.usd:.2f}")
+            amount.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            amount.setToolTip(line.basis)
+            self.cost_table.setItem(row, 0, item)
+            self.cost_table.setItem(row, 1, amount)
+        cap = o.hard_cap_usd
+        over = " — more than the hard cap by itself!" if est.idle_monthly_usd > cap else ""
+        self.idle_total.setText(f"<b>Idle: ${est.idle_monthly_usd:.2f} / month</b>{over}")
+        self.gpu_hour.setText(f"While the GPU runs: ${est.per_gpu_hour_usd:.3f} / hour ({o.instance_type})"
+                              if est.gpu_hour_lines else "No GPU: the MVP only echoes.")
+        self.prices_note.setText(f"List prices, {est.prices.region}, as of {est.prices.as_of}. "
+                                 "Hover a line for how it is worked out.")
+
+    def isComplete(self) -> bool:
+        return not self.options().problems()
+
+    def validatePage(self) -> bool:
+        self.ctx.options = self.options()
+        return True

@@ -1,0 +1,88 @@
+"""Wizard page 3: build the router package and upload it, with the template, to the
+bootstrap bucket (created or reused), off the UI thread, with a line per step."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QLabel, QListWidget, QPushButton, QVBoxLayout, QWizardPage
+
+from desktop.qt.signals import emit
+from desktop.services import artifacts
+from desktop.services.artifacts import Uploaded
+from desktop.views.wizard.context import WizardContext
+
+
+class _Relay(QObject):
+    """Carries progress lines from the worker thread to the UI thread (queued signal)."""
+
+    line = Signal(str)
+
+
+class UploadPage(QWizardPage):
+    """Starts when shown; Next once every file is in the bucket."""
+
+    def __init__(self, ctx: WizardContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.setTitle("Upload")
+        self.setSubTitle("The router package and the template go into a private bucket in your account "
+                         "(created once, then reused), as `cdk bootstrap` does.")
+        self.log = QListWidget()
+        self.log.setObjectName("upload_log")
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.retry = QPushButton("Try again")
+        self.retry.setVisible(False)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.log, 1)
+        layout.addWidget(self.status)
+        layout.addWidget(self.retry)
+        self.relay = _Relay(self)
+        self.relay.line.connect(self.log.addItem)
+        self.retry.clicked.connect(self.start)
+        self._done = False
+        self._running = False
+
+    def initializePage(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        ctx = self.ctx
+        assert ctx.deployer is not None and ctx.identity is not None
+        self._done = False
+        self._running = True
+        self.retry.setVisible(False)
+        self.log.clear()
+        self.status.setStyleSheet("")
+        self.status.setText("Working…")
+        emit(self.completeChanged)
+        deployer, account, template = ctx.deployer, ctx.identity.account, ctx.options.template
+        builders, workdir, relay = ctx.builders, ctx.workdir, self.relay
+
+        def work() -> Uploaded:
+            def say(text: str) -> None:
+                emit(relay.line, text)  # queued to the UI thread
+
+            files = artifacts.build(template, workdir, builders, say)
+            return artifacts.upload(deployer, account, template, files, say)
+
+        ctx.runner.run(work, self._uploaded, self._failed)
+
+    def _uploaded(self, uploaded: Uploaded) -> None:
+        self._running = False
+        self.ctx.uploaded = uploaded
+        self.ctx.parameters = {**self.ctx.options.parameters(), **uploaded.parameters}
+        self.status.setStyleSheet("color: #1b5e20;")
+        self.status.setText(f"✔ Ready: template at {uploaded.template_url}")
+        self._done = True
+        emit(self.completeChanged)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._running = False
+        self.status.setStyleSheet("color: #b71c1c;")
+        self.status.setText(str(exc))
+        self.retry.setVisible(True)
+        emit(self.completeChanged)
+
+    def isComplete(self) -> bool:
+        return self._done
