@@ -67,6 +67,7 @@ Wants=network-online.target vllm.service
 
 [Service]
 User=tinyllama
+EnvironmentFile=/etc/tinyllama/model.env
 EnvironmentFile=/etc/tinyllama/worker.env
 ExecStart=$prefix/venv/bin/tinyllama worker
 StandardOutput=append:/var/log/tinyllama/worker.log

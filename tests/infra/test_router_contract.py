@@ -96,6 +96,12 @@ def test_worker_environment_names_are_read_by_the_code() -> None:
     script = user_data["Fn::Base64"]["Fn::Sub"][0]
     env_file = script.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
     names = {line.split("=", 1)[0] for line in env_file.splitlines()}
+    # MODEL comes from model.env, written where the weights are installed, so vLLM and
+    # the worker name the same model whichever AMI the instance booted from.
+    install = (INFRA / "image" / "install_worker.sh").read_text()
+    assert 'echo "MODEL=$model" > /etc/tinyllama/model.env' in install
+    assert install.count("EnvironmentFile=/etc/tinyllama/model.env") == 2
+    names.add("MODEL")
     assert {"REDIS_HOST", "REDIS_PORT", "REDIS_AUTH_SECRET", "ENGINE", "ENGINE_URL", "MODEL",
             "IDLE_TIMEOUT_S", "IDLE_ACTION", "AWS_REGION"} <= names
     assert names - {"AWS_REGION"} <= read, names - read  # AWS_REGION is boto3's
