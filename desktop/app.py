@@ -49,6 +49,7 @@ class App:
         self.window.sign_in_requested.connect(self.sign_in)
         self.window.sign_out_requested.connect(self.sign_out)
         self.window.settings_requested.connect(self.edit_profile)
+        self.window.aws_profile_saved.connect(self.switch_to_aws)
         if self.settings.load_error:
             self.window.show_notice(self.settings.load_error)
 
@@ -83,6 +84,15 @@ class App:
         self.window.connect_api(self.api)
 
     # aws -----------------------------------------------------------------------------
+
+    def switch_to_aws(self) -> None:
+        """After the deploy wizard saved a stack as the AWS profile: leave the local stack
+        (if running) and sign in to the new one."""
+        self.window.connect_api(None)
+        if self.local is not None:
+            local = self.local
+            self.runner.run(local.stop)
+        self._start_aws()
 
     def _start_aws(self) -> None:
         from desktop.services.auth import CognitoAuth

@@ -41,6 +41,7 @@ class MainWindow(QMainWindow):
     sign_out_requested = Signal()
     settings_requested = Signal()
     error_shown = Signal(str)
+    aws_profile_saved = Signal()  # the deploy wizard wrote a stack's outputs and the person wants to sign in
 
     def __init__(
         self, history: HistoryStore, settings: Settings, runner: Runner,
@@ -118,7 +119,31 @@ class MainWindow(QMainWindow):
         self.sign_out_action = account.addAction("Sign &out", lambda: emit(self.sign_out_requested))
         account.addSeparator()
         account.addAction("&Profile…", lambda: emit(self.settings_requested))
+        account.addSeparator()
+        account.addAction("&Deploy to AWS…", self.open_deploy_wizard)
+        account.addAction("&Costs…", self.open_costs)
         self.set_signed_in(None)
+
+    # deploy and costs ----------------------------------------------------------------
+
+    def open_deploy_wizard(self) -> QWidget:
+        """Account → Deploy to AWS…: the wizard, window-modal, on the shared runner."""
+        from desktop.views.wizard import DeployWizard, WizardContext
+
+        wizard = DeployWizard(WizardContext(self.settings, self.runner), self)
+        wizard.sign_in_requested.connect(lambda: emit(self.aws_profile_saved))
+        wizard.open()
+        return wizard
+
+    def open_costs(self) -> QWidget:
+        """Account → Costs…: the cost panel of the AWS profile's stack."""
+        from desktop.views.cost_panel import open_cost_panel
+
+        panel = open_cost_panel(self.settings, self.runner, self, self.history)
+        if isinstance(self.wake.error, BudgetExceededError):
+            panel.set_guard_refusal(str(self.wake.error))
+        panel.show()
+        return panel
 
     # connection ----------------------------------------------------------------------
 
