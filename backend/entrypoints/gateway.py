@@ -31,7 +31,7 @@ LOCAL_SUB = "local-user"
 class TokenAuthorizer:
     """The local profile's default: one bearer token per launch."""
 
-    def __init__(self, token: str, scope: str = "tinyllama/prompts"):
+    def __init__(self, token: str, scope: str = "aws.cognito.signin.user.admin"):
         self.token = token
         self.scope = scope
 
