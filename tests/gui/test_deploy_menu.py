@@ -68,7 +68,7 @@ def test_app_switches_from_local_to_the_deployed_stack(qtbot: Any, paths: Any) -
         emit(app.window.aws_profile_saved)
         qtbot.waitUntil(lambda: app.dialog is not None and app.dialog.isVisible(), timeout=5000)
         assert app.auth is not None and app.profile == "aws"
-        qtbot.waitUntil(lambda: app.local is not None and app.local.token is None, timeout=20000)  # stopped
+        qtbot.waitUntil(lambda: app.local is not None and app.local.token() is None, timeout=20000)  # stopped
         app.dialog.reject()
     finally:
         app.shutdown()
