@@ -13,6 +13,7 @@ and any other host as a virtual-hosted bucket name.
 
 from __future__ import annotations
 
+import argparse
 import io
 import uuid
 import zipfile
@@ -206,3 +207,37 @@ def test_cli_create_then_delete(endpoint: str, tmp_path: Path, capsys: pytest.Ca
     assert main([*base, "--delete", "--empty-data-bucket"]) == 0
     out = capsys.readouterr().out
     assert "Remove" in out and "DataBucket" in out and f"{name}: DELETE_COMPLETE" in out
+
+
+def test_cli_shows_the_change_set_and_a_no_discards_it(endpoint: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Identity and upload on moto, CloudFormation on a Stubber (moto's change sets are broken)."""
+    from botocore.stub import Stubber
+
+    from backend.entrypoints import deploy_cli
+    from tests.fixtures import cfn_events as ev
+
+    files = small_files(tmp_path)
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    args = deploy_cli.add_parser(argparse.ArgumentParser().add_subparsers()).parse_args(
+        ["--stack-name", ev.STACK, "--template", "mvp", "--template-file", str(files[1].path), "--router-zip",
+         str(files[0].path), "-p", "AlertEmail=a@example.com", "-p", "SourceRepositoryUrl=https://example.com/r"])
+    with Stubber(cfn) as stubber:
+        stubber.add_client_error("describe_stacks", "ValidationError", "Stack with id tinyllama does not exist")
+        stubber.add_response("create_change_set", {"Id": "arn:cs/9", "StackId": ev.STACK_ID})
+        stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES})
+        stubber.add_response("delete_change_set", {}, {"ChangeSetName": "arn:cs/9", "StackName": ev.STACK})
+        stubber.add_response("delete_stack", {}, {"StackName": ev.STACK_ID})
+
+        def factory(**kwargs: object) -> StackDeployer:
+            c = clients(endpoint)
+            return StackDeployer(cfn, c["s3"], c["sts"], region="us-east-1", wait=lambda _s: None)
+
+        code = deploy_cli.run(args, stdin=io.StringIO("n\n"), deployer_factory=factory)
+        stubber.assert_no_pending_responses()
+    out = capsys.readouterr().out
+    assert code == 3 and "Nothing was changed." in out
+    lines = out.splitlines()
+    assert any(line.split()[:2] == ["Modify", "RedisCluster"] and line.endswith("REPLACED") for line in lines)
+    assert any(line.split()[:2] == ["Modify", "WorkerInstance"] and line.endswith("may be replaced") for line in lines)
+    assert any(line.split()[:2] == ["Remove", "Dashboard"] for line in lines)
