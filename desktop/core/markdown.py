@@ -48,7 +48,7 @@ class MarkdownRenderer:
     def render(self, text: str, block_offset: int = 0) -> Rendered:
         blocks: list[str] = []
 
-        def fence(tokens, idx, options, env):  # type: ignore[no-untyped-def]
+        def fence(renderer, tokens, idx, options, env):  # type: ignore[no-untyped-def]
             token = tokens[idx]
             code = token.content
             lang = token.info.strip().split(" ")[0] if token.info else ""
@@ -65,6 +65,6 @@ class MarkdownRenderer:
                 "</table>"
             )
 
-        self._md.renderer.rules["fence"] = fence
-        self._md.renderer.rules["code_block"] = fence
+        self._md.add_render_rule("fence", fence)
+        self._md.add_render_rule("code_block", fence)
         return Rendered(self._md.render(text), blocks)
