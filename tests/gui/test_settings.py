@@ -1,0 +1,58 @@
+"""The profile dialog and per-chat generation settings."""
+
+from __future__ import annotations
+
+import json
+
+from desktop.core.settings import Settings
+from desktop.qt.signals import emit
+from desktop.views.settings_dialog import SettingsDialog, aws_profile_problems
+
+
+def test_profile_dialog_validates_and_saves(qtbot, paths) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(paths.settings_file)
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    assert dialog.local.isChecked() and not dialog.aws_box.isEnabled()
+    dialog.aws.setChecked(True)
+    dialog.fields["api_url"].setText("not a url")
+    dialog.save()
+    assert "API URL" in dialog.problems.text() and not paths.settings_file.exists()
+    dialog.fields["api_url"].setText("https://abc.execute-api.us-east-1.amazonaws.com")
+    dialog.fields["user_pool_id"].setText("us-east-1_AbC123")
+    dialog.fields["client_id"].setText("client123")
+    with qtbot.waitSignal(dialog.accepted, timeout=1000):
+        dialog.save()
+    saved = json.loads(paths.settings_file.read_text())
+    assert saved["profile"]["kind"] == "aws"
+    assert saved["aws"]["user_pool_id"] == "us-east-1_AbC123"
+    assert aws_profile_problems(saved["aws"]) == []
+
+
+def test_chat_settings_go_into_the_request(open_window, api, qtbot) -> None:  # type: ignore[no-untyped-def]
+    sent: list[tuple[list[dict[str, str]], dict[str, object]]] = []
+    real_submit = api.submit
+
+    def spy(messages, **params):  # type: ignore[no-untyped-def]
+        sent.append((messages, params))
+        return real_submit(messages, **params)
+
+    api.submit = spy
+    window = open_window(api).window
+    conv = window.new_conversation()
+    window.chat.settings_button.setChecked(True)
+    window.chat.system_prompt.setText("Answer in French.")
+    emit(window.chat.system_prompt.editingFinished)
+    window.chat.temperature.setValue(0.3)
+    window.chat.max_tokens.setValue(64)
+    assert window.history.conversation(conv.id).max_tokens == 64
+    window.send("bonjour")
+    qtbot.waitUntil(lambda: window.history.messages(conv.id)[-1].status == "done", timeout=20000)
+    window.send("encore")
+    qtbot.waitUntil(lambda: len(sent) == 2 and window.history.messages(conv.id)[-1].status == "done",
+                    timeout=20000)
+    messages, params = sent[1]
+    assert messages[0] == {"role": "system", "content": "Answer in French."}
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert params["temperature"] == 0.3 and params["max_tokens"] == 64
+    assert params["idempotency_key"]
