@@ -42,13 +42,21 @@ class DeployOptions:
     alert_email: str = ""
     model: str = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
     source_repository_url: str = ""
+    # An update keeps the stack's dollar amounts until the person edits the budget: going
+    # back from dollars to euros and forth again would not always give the same dollars.
+    kept_warning_usd: int | None = None
+    kept_hard_cap_usd: int | None = None
 
     @property
     def warning_usd(self) -> int:
+        if self.kept_warning_usd is not None:
+            return self.kept_warning_usd
         return max(1, math.floor(self.warning_eur * self.eur_usd))
 
     @property
     def hard_cap_usd(self) -> int:
+        if self.kept_hard_cap_usd is not None:
+            return self.kept_hard_cap_usd
         return max(1, math.floor(self.hard_cap_eur * self.eur_usd))
 
     def problems(self) -> list[str]:

@@ -54,7 +54,7 @@ Resources:
     Properties:
       Name: !Sub '/tinyllama/${AWS::StackName}/settings'
       Type: String
-      Value: !Sub '${InstanceType} ${RedisMode} ${HardCapUsd}'
+      Value: !Ref InstanceType  # moto re-resolves a Ref on update (not a multi-part Sub)
 Outputs:
   ApiUrl: {Value: !Sub 'https://abc123.execute-api.${AWS::Region}.amazonaws.com'}
   Region: {Value: !Ref 'AWS::Region'}
@@ -207,8 +207,10 @@ def test_deploy_a_new_stack_then_delete_it(qtbot: Any, make_wizard: Any, paths: 
     assert wizard.deploy.progress.value() == 100
     assert "CREATE_COMPLETE" in wizard.deploy.status.text()
     ssm = aws("ssm")
-    assert ssm.get_parameter(Name=f"/tinyllama/{stack}/settings")["Parameter"]["Value"] == "g5.xlarge " \
-        "serverless-valkey 21"
+    assert ssm.get_parameter(Name=f"/tinyllama/{stack}/settings")["Parameter"]["Value"] == "g5.xlarge"
+    deployed = {p["ParameterKey"]: p["ParameterValue"]
+                for p in aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]}
+    assert (deployed["RedisMode"], deployed["WarningUsd"], deployed["HardCapUsd"]) == ("serverless-valkey", "16", "21")
 
     wizard.next()
     done = wizard.done_page
@@ -231,6 +233,31 @@ def test_deploy_a_new_stack_then_delete_it(qtbot: Any, make_wizard: Any, paths: 
         wizard.accept()
     assert Settings(paths.settings_file).get("profile.kind") == "aws"
     assert Settings(paths.settings_file).get("aws.username") == "ada"
+
+    # Update it from the same place: the options start from what the stack has now.
+    wizard = make_wizard(Settings(paths.settings_file))
+    check_account(qtbot, wizard, stack)
+    assert "Next updates it" in wizard.account.result.text()
+    wizard.next()
+    options = wizard.options
+    assert options.instance_type.currentText() == "g5.xlarge" and options.email.text() == "ada@example.com"
+    assert "hard cap $21 (as deployed now)" in options.usd.text()
+    options.instance_type.setCurrentText("g4dn.2xlarge")
+    wizard.next()
+    qtbot.waitUntil(wizard.upload.isComplete, timeout=15000)
+    assert any(line.startswith("Reusing the bootstrap bucket") for line in
+               (wizard.upload.log.item(i).text() for i in range(wizard.upload.log.count())))
+    wizard.next()
+    qtbot.waitUntil(wizard.review.isComplete, timeout=10000)
+    assert "<b>Update " in wizard.review.summary.text()
+    wizard.next()
+    qtbot.waitUntil(wizard.deploy.isComplete, timeout=15000)
+    assert "UPDATE_COMPLETE" in wizard.deploy.status.text()
+    assert ssm.get_parameter(Name=f"/tinyllama/{stack}/settings")["Parameter"]["Value"] == "g4dn.2xlarge"
+    deployed = {p["ParameterKey"]: p["ParameterValue"]
+                for p in aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]}
+    assert (deployed["InstanceType"], deployed["HardCapUsd"]) == ("g4dn.2xlarge", "21")  # the cap kept as it was
+    wizard.reject()
 
     # Delete it from the same place: the review lists what goes and warns about the data.
     s3 = aws("s3")

@@ -168,7 +168,7 @@ class AccountPage(QWizardPage):
         stack = key[6]
         factory = self.ctx.deployer_factory
 
-        def work() -> tuple[Any, StackDeployer, Any, str]:
+        def work() -> tuple[Any, StackDeployer, Any, dict[str, Any] | None]:
             try:
                 session = make_session(profile, access, secret, token, region)
             except Exception as exc:  # ProfileNotFound and friends
@@ -177,8 +177,7 @@ class AccountPage(QWizardPage):
                 raise translate(exc, "reading the profile") from exc
             deployer = factory(session, region)
             who = deployer.check_identity()
-            existing = deployer.describe(stack)
-            return session, deployer, who, existing["StackStatus"] if existing else ""
+            return session, deployer, who, deployer.describe(stack)
 
         self._checking = True
         self.check_button.setEnabled(False)
@@ -187,15 +186,19 @@ class AccountPage(QWizardPage):
         emit(self.completeChanged)
         self.ctx.runner.run(work, lambda r: self._checked(key, profile, r), self._failed)
 
-    def _checked(self, key: tuple[str, ...], profile: str, result: tuple[Any, StackDeployer, Any, str]) -> None:
+    def _checked(self, key: tuple[str, ...], profile: str,
+                 result: tuple[Any, StackDeployer, Any, dict[str, Any] | None]) -> None:
         self._checking = False
         self.check_button.setEnabled(True)
         if key != self._key():  # changed while checking: that answer is for other values
             emit(self.completeChanged)
             return
-        session, deployer, who, status = result
+        session, deployer, who, existing = result
+        status = str(existing["StackStatus"]) if existing else ""
         ctx = self.ctx
         ctx.session, ctx.deployer, ctx.identity, ctx.existing_status = session, deployer, who, status
+        ctx.existing_parameters = {p["ParameterKey"]: str(p.get("ParameterValue", ""))
+                                   for p in (existing or {}).get("Parameters", [])}
         ctx.profile, ctx.region, ctx.stack_name = profile, key[5], key[6]
         if ctx.action == "delete" and not status:
             self._show_error(f"Signed in as {who.arn}, but there is no stack {ctx.stack_name} in {ctx.region} "

@@ -53,6 +53,7 @@ class WizardContext:
     identity: Identity | None = None
     stack_name: str = "tinyllama"
     existing_status: str = ""  # "" when there is no such stack
+    existing_parameters: dict[str, str] = field(default_factory=dict)  # the stack's, to start an update from
     action: str = "deploy"  # or "delete"
     options: DeployOptions = field(default_factory=DeployOptions)
     uploaded: Uploaded | None = None

@@ -104,8 +104,7 @@ class DeployPage(QWizardPage):
         self.timer.start(0)
 
     def _start_failed(self, exc: BaseException) -> None:
-        self._show_outcome(False, str(exc), "Nothing was changed. Go back is not possible after the review: "
-                           "close the wizard and start again.")
+        self._show_outcome(False, str(exc), "Nothing was changed. Close the wizard and start again.")
 
     def _poll(self) -> None:
         watcher = self.ctx.watcher
@@ -168,7 +167,7 @@ class DeployPage(QWizardPage):
         if not ok:
             self.progress.setStyleSheet("QProgressBar { border: 1px solid #bdbdbd; border-radius: 3px; "
                                         "text-align: center; } QProgressBar::chunk { background: #e57373; }")
-        QTimer.singleShot(0, self.events.scrollToBottom)  # after the outcome box took its room
+        QTimer.singleShot(0, self.events, self.events.scrollToBottom)  # once the outcome box took its room
         emit(self.completeChanged)
 
     def _add_event(self, time: str, resource: str, status: str, reason: str) -> None:

@@ -121,11 +121,50 @@ class OptionsPage(QWizardPage):
 
         for w in (self.template, self.instance_type, self.redis, self.egress):
             w.currentIndexChanged.connect(self.update_options)
-        for s in (self.volume, self.warning, self.cap, self.rate):
-            s.valueChanged.connect(self.update_options)
+        self._kept: tuple[int | None, int | None] = (None, None)
+        self.volume.valueChanged.connect(self.update_options)
+        for s in (self.warning, self.cap, self.rate):
+            s.valueChanged.connect(self._budget_edited)
         self.dashboard.toggled.connect(self.update_options)
         for e in (self.email, self.model, self.repo):
             e.textChanged.connect(self.update_options)
+        self.update_options()
+
+    def initializePage(self) -> None:
+        """Updating a stack starts from the values it has, not from the defaults."""
+        p = self.ctx.existing_parameters
+        if not p:
+            return
+        mvp = "BudgetLimitUsd" in p
+        self.template.setCurrentIndex(self.template.findData("mvp" if mvp else "stack"))
+        rate = self.rate.value()
+        kept: tuple[int | None, int | None] = (None, None)
+        if mvp:
+            self.repo.setText(p.get("SourceRepositoryUrl", ""))
+            if p.get("BudgetLimitUsd"):
+                kept = (None, int(float(p["BudgetLimitUsd"])))
+        else:
+            self.instance_type.setCurrentText(p.get("InstanceType", self.instance_type.currentText()))
+            self.volume.setValue(int(p.get("RootVolumeGiB", self.volume.value()) or self.volume.value()))
+            for combo, key in ((self.redis, "RedisMode"), (self.egress, "EgressMode")):
+                index = combo.findData(p.get(key))
+                if index >= 0:
+                    combo.setCurrentIndex(index)
+            self.dashboard.setChecked(p.get("CreateDashboard") == "true")
+            self.model.setText(p.get("Model", self.model.text()))
+            if p.get("WarningUsd") and p.get("HardCapUsd"):
+                kept = (int(float(p["WarningUsd"])), int(float(p["HardCapUsd"])))
+        self.email.setText(p.get("AlertEmail", self.email.text()))
+        self._kept = (None, None)
+        if kept[0] is not None:
+            self.warning.setValue(round(kept[0] / rate))
+        if kept[1] is not None:
+            self.cap.setValue(round(kept[1] / rate))
+        self._kept = kept  # set last: the spin boxes' own change signals clear it
+        self.update_options()
+
+    def _budget_edited(self) -> None:
+        self._kept = (None, None)
         self.update_options()
 
     def options(self) -> DeployOptions:
@@ -136,7 +175,8 @@ class OptionsPage(QWizardPage):
             egress_mode=str(self.egress.currentData()), dashboard=self.dashboard.isChecked(),
             warning_eur=self.warning.value(), hard_cap_eur=self.cap.value(), eur_usd=self.rate.value(),
             alert_email=self.email.text().strip(), model=self.model.text().strip(),
-            source_repository_url=self.repo.text().strip())
+            source_repository_url=self.repo.text().strip(), kept_warning_usd=self._kept[0],
+            kept_hard_cap_usd=self._kept[1])
 
     def update_options(self) -> None:
         """Show only the fields of the chosen template, and price them."""
@@ -147,8 +187,9 @@ class OptionsPage(QWizardPage):
         self.form.setRowVisible(self.warning, stack)
         self.form.setRowVisible(self.repo, not stack)
         self.cap.setPrefix("")
-        self.usd.setText(f"= warning ${o.warning_usd}, hard cap ${o.hard_cap_usd} (whole dollars, rounded down)"
-                         if stack else f"= budget ${o.hard_cap_usd} (whole dollars, rounded down)")
+        how = "as deployed now" if self._kept != (None, None) else "whole dollars, rounded down"
+        self.usd.setText(f"= warning ${o.warning_usd}, hard cap ${o.hard_cap_usd} ({how})"
+                         if stack else f"= budget ${o.hard_cap_usd} ({how})")
         self.ctx.options = o
         problems = o.problems()
         self.problems.setText("\n".join(problems))

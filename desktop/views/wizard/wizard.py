@@ -57,6 +57,10 @@ class DeployWizard(QWizard):
     def done(self, result: int) -> None:
         """Closing (finish or cancel): stop polling, remove temporary files, maybe sign in."""
         self.deploy.shutdown()
+        review, deployer = self.ctx.review, self.ctx.deployer
+        if review is not None and deployer is not None and review.change_set_id and self.ctx.watcher is None:
+            # Closed at the review: the change set (and a create's empty stack) goes too.
+            self.ctx.runner.run(lambda: deployer.discard_change_set(review))
         switch = result == QWizard.DialogCode.Accepted and self.done_page.sign_in.isVisible() \
             and self.done_page.sign_in.isChecked()
         if switch:

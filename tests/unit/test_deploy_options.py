@@ -1,0 +1,48 @@
+"""The wizard's options as plain data: euros to whole dollars, what is missing, the
+parameters each template gets, and the price of the choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.core import pricing
+from desktop.core.deploy_options import DeployOptions
+
+
+def test_euros_become_whole_dollars_rounded_down() -> None:
+    o = DeployOptions(warning_eur=15, hard_cap_eur=20, eur_usd=1.08, alert_email="a@example.com")
+    assert (o.warning_usd, o.hard_cap_usd) == (16, 21)  # 16.2 and 21.6: never above what was asked
+    assert o.parameters()["WarningUsd"] == "16" and o.parameters()["HardCapUsd"] == "21"
+    assert DeployOptions(hard_cap_eur=1, eur_usd=0.5).hard_cap_usd == 1  # the template's minimum
+
+
+def test_an_update_keeps_the_stacks_dollars() -> None:
+    o = DeployOptions(warning_eur=12, hard_cap_eur=12, eur_usd=1.08, kept_warning_usd=13, kept_hard_cap_usd=13)
+    assert (o.warning_usd, o.hard_cap_usd) == (13, 13)  # 12 EUR would give 12 USD again, not 13
+
+
+def test_problems_in_words() -> None:
+    assert DeployOptions().problems() == ["Alert e-mail: an address budget alerts can reach"]
+    o = DeployOptions(alert_email="a@example.com", warning_eur=20, hard_cap_eur=20, model="not a model")
+    assert o.problems() == ["The warning must be below the hard cap",
+                            "Model: a Hugging Face id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0"]
+    mvp = DeployOptions(template="mvp", alert_email="a@example.com", source_repository_url="http://x/y")
+    assert mvp.problems() == ["Source repository: an https:// URL"]
+
+
+def test_parameters_per_template() -> None:
+    mvp = DeployOptions(template="mvp", alert_email="a@example.com", source_repository_url="https://g.com/a/b")
+    assert mvp.parameters() == {"BudgetLimitUsd": "21", "AlertEmail": "a@example.com",
+                                "SourceRepositoryUrl": "https://g.com/a/b"}
+    stack = DeployOptions(alert_email="a@example.com", dashboard=True).parameters()
+    assert stack["CreateDashboard"] == "true" and stack["RedisMode"] == "serverless-valkey"
+    assert stack["RootVolumeGiB"] == "60" and stack["EnableBudgetAction"] == "true"
+
+
+@pytest.mark.parametrize("changes", [{}, {"redis_mode": "elasticache-node"}, {"instance_type": "g5.xlarge"},
+                                     {"egress_mode": "endpoints", "root_volume_gib": 100}])
+def test_estimate_is_pricings_own(changes: dict[str, object]) -> None:
+    o = DeployOptions(alert_email="a@example.com", **changes)  # type: ignore[arg-type]
+    expected = pricing.estimate({k: v for k, v in o.parameters().items() if k in pricing.DEFAULT_PARAMETERS})
+    assert o.estimate() == expected
+    assert DeployOptions(template="mvp").estimate().gpu_hour_lines == []
