@@ -1,0 +1,76 @@
+"""The AWS profile end to end: Cognito (moto) sign-in in the dialog, then prompts through a
+gateway that checks the access token like the HTTP API's JWT authorizer; the next start
+signs in silently from the keyring; sign-out forgets the token."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from backend.entrypoints.local import LocalStack
+from desktop.app import App
+from desktop.core.paths import AppPaths
+from desktop.services.credentials import CredentialStore, MemoryKeyring
+from tests.fixtures.aws import REGION, aws_env, make_cognito_user, moto_server  # noqa: F401
+
+
+@pytest.fixture
+def cognito_stack(aws_env: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]  # noqa: F811
+    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", aws_env)
+    user = make_cognito_user(aws_env)
+    jwks = requests.get(f"{aws_env}/{user.pool_id}/.well-known/jwks.json", timeout=5).text
+    monkeypatch.setenv("COGNITO_JWKS", jwks)
+    with LocalStack(engine="echo", echo_delay_s=0.01,
+                    cognito=(REGION, user.pool_id, user.client_id)) as stack:
+        yield user, stack
+
+
+def _write_profile(paths: AppPaths, user, url: str) -> None:  # type: ignore[no-untyped-def]
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    paths.settings_file.write_text(json.dumps({
+        "profile": {"kind": "aws"},
+        "aws": {"api_url": url, "region": REGION, "user_pool_id": user.pool_id,
+                "client_id": user.client_id, "username": ""},
+    }))
+
+
+def test_sign_in_send_restart_sign_out(qtbot, paths: AppPaths, cognito_stack) -> None:  # type: ignore[no-untyped-def]
+    user, stack = cognito_stack
+    _write_profile(paths, user, stack.url)
+    keyring = CredentialStore(MemoryKeyring())
+
+    app = App(paths, keyring)
+    qtbot.addWidget(app.window)
+    try:
+        app.window.show()
+        app.start()
+        qtbot.waitUntil(lambda: app.dialog is not None and app.dialog.isVisible(), timeout=5000)
+        app.dialog.username.setText(user.username)
+        app.dialog.password.setText(user.password)
+        with qtbot.waitSignal(app.dialog.accepted, timeout=15000):
+            app.dialog.submit()
+        assert app.window.sign_out_action.isVisible()
+        qtbot.waitUntil(lambda: "GPU" in app.window.wake.text(), timeout=10000)
+        conv = app.window.new_conversation()
+        app.window.send("signed in and answered")
+        qtbot.waitUntil(lambda: app.history.messages(conv.id)[-1].status == "done", timeout=20000)
+        assert app.history.messages(conv.id)[-1].content == "signed in and answered"
+        assert keyring.get(f"refresh-token:{user.pool_id}:{user.username}")
+        assert "refresh" not in paths.settings_file.read_text().lower()  # never in a plain file
+    finally:
+        app.shutdown()
+
+    again = App(paths, keyring)  # next start: silent sign-in from the keyring
+    qtbot.addWidget(again.window)
+    try:
+        again.start()
+        qtbot.waitUntil(lambda: again.api is not None, timeout=15000)
+        assert again.dialog is None
+        qtbot.waitUntil(lambda: "GPU" in again.window.wake.text(), timeout=10000)
+        again.sign_out()
+        assert keyring.get(f"refresh-token:{user.pool_id}:{user.username}") is None
+        assert not again.auth.signed_in
+    finally:
+        again.shutdown()
