@@ -84,7 +84,11 @@ def run(args: argparse.Namespace, *, stdin: TextIO | None = None, out: TextIO | 
         if args.delete:
             return _delete(deployer, args, say, stdin, out)
 
-        parameters = {**(pricing.CHEAP_PARAMETERS if args.cheap and args.template == "stack" else {}),
+        # An update starts from the stack's current values, so only what is given changes.
+        existing = deployer.describe(args.stack_name) or {}
+        current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in existing.get("Parameters", [])}
+        parameters = {**current,
+                      **(pricing.CHEAP_PARAMETERS if args.cheap and args.template == "stack" else {}),
                       **dict(args.parameter)}
         problems = _missing(args.template, parameters)
         if problems:

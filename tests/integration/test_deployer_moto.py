@@ -197,6 +197,14 @@ def test_cli_create_then_delete(endpoint: str, tmp_path: Path, capsys: pytest.Ca
     assert "ApiUrl = https://api.example.com/one" in out
     assert "tinyllama-bootstrap-" in out
 
+    # An update changes what is given and keeps the rest (AlertEmail is not given again).
+    assert main([*base, "-p", "Suffix=two", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert f"{name}: UPDATE_COMPLETE" in out and "ApiUrl = https://api.example.com/two" in out
+    deployed = {p["ParameterKey"]: p["ParameterValue"] for p in boto3.client(
+        "cloudformation", region_name="us-east-1").describe_stacks(StackName=name)["Stacks"][0]["Parameters"]}
+    assert deployed["AlertEmail"] == "a@example.com" and deployed["Suffix"] == "two"
+
     # Declining the delete changes nothing.
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
     assert main([*base, "--delete"]) == 3
@@ -223,7 +231,8 @@ def test_cli_shows_the_change_set_and_a_no_discards_it(endpoint: str, tmp_path: 
         ["--stack-name", ev.STACK, "--template", "mvp", "--template-file", str(files[1].path), "--router-zip",
          str(files[0].path), "-p", "AlertEmail=a@example.com", "-p", "SourceRepositoryUrl=https://example.com/r"])
     with Stubber(cfn) as stubber:
-        stubber.add_client_error("describe_stacks", "ValidationError", "Stack with id tinyllama does not exist")
+        for _ in range(2):  # the CLI's look for current values, then the change set's create-or-update
+            stubber.add_client_error("describe_stacks", "ValidationError", "Stack with id tinyllama does not exist")
         stubber.add_response("create_change_set", {"Id": "arn:cs/9", "StackId": ev.STACK_ID})
         stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES})
         stubber.add_response("delete_change_set", {}, {"ChangeSetName": "arn:cs/9", "StackName": ev.STACK})
