@@ -152,7 +152,8 @@ class App:
             return
         self.window.connect_api(None)
         auth = self.auth
-        self.runner.run(auth.sign_out)
+        cognito = auth.forget()  # the keyring forgets now; the server revokes in the background
+        self.runner.run(lambda: auth.revoke(cognito))
         self.window.set_signed_in(None, aws=True)
         self.window.wake.label.setText("Signed out")
 

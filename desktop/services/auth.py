@@ -139,15 +139,22 @@ class CognitoAuth:
             return str(cognito.access_token)
 
     def sign_out(self) -> None:
-        """Global sign-out (revokes the refresh token everywhere), then forget locally.
+        """Forget locally, then global sign-out (revokes the refresh token everywhere)."""
+        self.revoke(self.forget())
 
-        Forgetting happens even when the network is away: the person asked to be out.
-        """
+    def forget(self) -> Any:
+        """Drop the tokens here and in the keyring at once (no network); returns what
+        `revoke` needs. Forgetting happens even offline: the person asked to be out."""
         with self._lock:
             cognito, self._cognito = self._cognito, None
             username, self.username = self.username, None
         if username:
             self._credentials.delete(self._key(username))
+        return cognito
+
+    @staticmethod
+    def revoke(cognito: Any) -> None:
+        """Global sign-out on the server (network; best effort, run it off the UI thread)."""
         if cognito is not None and cognito.access_token:
             with contextlib.suppress(Exception):
                 cognito.logout()
