@@ -8,6 +8,7 @@ QtCharts is not part of PySide6-Essentials, so the chart is painted with QPainte
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -333,7 +334,12 @@ def open_cost_panel(settings: object, runner: Runner, parent: QWidget | None = N
 
     assert isinstance(settings, Settings)
     aws = settings.section("aws")
-    session = boto3.session.Session(profile_name=aws["aws_profile"] or None, region_name=aws["region"] or None)
+    try:
+        session = boto3.session.Session(profile_name=aws["aws_profile"] or None, region_name=aws["region"] or None)
+    except Exception:  # the profile was removed from ~/.aws: the default chain, and its errors in words
+        logging.getLogger(__name__).warning("AWS profile %r not found; using the default credentials",
+                                            aws["aws_profile"])
+        session = boto3.session.Session(region_name=aws["region"] or None)
     service = CostService(cache_file=settings.path.parent / "cost-explorer-cache.json", session=session,
                           region=aws["region"] or None)
 

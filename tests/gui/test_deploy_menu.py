@@ -39,6 +39,7 @@ def test_menu_opens_the_cost_panel(qtbot: Any, open_window: Any, tmp_path: Path,
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     window = open_window().window
+    window.settings.set("aws.aws_profile", "removed-since")  # a profile no longer in ~/.aws
     action(window, "Costs…").trigger()
     panel = window.findChild(CostPanel)
     assert panel is not None and panel.isVisible()
