@@ -132,7 +132,7 @@ def make_wizard(qtbot: Any, tmp_path: Path, pool: tuple[str, str]) -> Iterator[A
 
 
 def check_account(qtbot: Any, wizard: DeployWizard, stack: str, delete: bool = False) -> None:
-    page = wizard.account
+    page = wizard.account_page
     assert wizard.currentId() == ACCOUNT and page.use_keys.isChecked()  # no profiles: typed keys
     page.stack_name.setText(stack)
     page.region.setCurrentText("us-east-1")
@@ -153,17 +153,17 @@ def test_deploy_a_new_stack_then_delete_it(qtbot: Any, make_wizard: Any, paths: 
     wizard = make_wizard(settings)
 
     check_account(qtbot, wizard, stack)
-    assert "Account 123456789012, us-east-1" in wizard.account.result.text()
-    assert "does not exist yet" in wizard.account.result.text()
+    assert "Account 123456789012, us-east-1" in wizard.account_page.result.text()
+    assert "does not exist yet" in wizard.account_page.result.text()
     save_screenshot(wizard, "wizard_1_account.png")
-    wizard.account.stack_name.setText(stack + "x")  # an edit after the check asks for a new check
-    assert not wizard.account.isComplete()
-    wizard.account.stack_name.setText(stack)
-    wizard.account.check_button.click()
-    qtbot.waitUntil(wizard.account.isComplete, timeout=10000)
+    wizard.account_page.stack_name.setText(stack + "x")  # an edit after the check asks for a new check
+    assert not wizard.account_page.isComplete()
+    wizard.account_page.stack_name.setText(stack)
+    wizard.account_page.check_button.click()
+    qtbot.waitUntil(wizard.account_page.isComplete, timeout=10000)
 
     wizard.next()
-    options = wizard.options
+    options = wizard.options_page
     assert wizard.currentId() == OPTIONS and not options.isComplete()  # no alert e-mail yet
     assert "Alert e-mail" in options.problems.text()
     options.email.setText("ada@example.com")
@@ -184,8 +184,8 @@ def test_deploy_a_new_stack_then_delete_it(qtbot: Any, make_wizard: Any, paths: 
 
     wizard.next()
     assert wizard.currentId() == UPLOAD
-    qtbot.waitUntil(wizard.upload.isComplete, timeout=15000)
-    log = [wizard.upload.log.item(i).text() for i in range(wizard.upload.log.count())]
+    qtbot.waitUntil(wizard.upload_page.isComplete, timeout=15000)
+    log = [wizard.upload_page.log.item(i).text() for i in range(wizard.upload_page.log.count())]
     assert any("bootstrap bucket tinyllama-bootstrap-123456789012-us-east-1" in line for line in log)
     assert "Uploaded 4 files" in log[-1]
     params = wizard.ctx.parameters
@@ -195,17 +195,17 @@ def test_deploy_a_new_stack_then_delete_it(qtbot: Any, make_wizard: Any, paths: 
 
     wizard.next()
     assert wizard.currentId() == REVIEW
-    qtbot.waitUntil(wizard.review.isComplete, timeout=10000)
-    rows = [(wizard.review.table.item(r, 0).text(), wizard.review.table.item(r, 1).text())
-            for r in range(wizard.review.table.rowCount())]
+    qtbot.waitUntil(wizard.review_page.isComplete, timeout=10000)
+    rows = [(wizard.review_page.table.item(r, 0).text(), wizard.review_page.table.item(r, 1).text())
+            for r in range(wizard.review_page.table.rowCount())]
     assert rows == [("Add", "DataBucket"), ("Add", "Settings")]
     assert wizard.button(QWizard.WizardButton.CommitButton).text() == "Deploy"
 
     wizard.next()
     assert wizard.currentId() == DEPLOY
-    qtbot.waitUntil(wizard.deploy.isComplete, timeout=15000)
-    assert wizard.deploy.progress.value() == 100
-    assert "CREATE_COMPLETE" in wizard.deploy.status.text()
+    qtbot.waitUntil(wizard.deploy_page.isComplete, timeout=15000)
+    assert wizard.deploy_page.progress.value() == 100
+    assert "CREATE_COMPLETE" in wizard.deploy_page.status.text()
     ssm = aws("ssm")
     assert ssm.get_parameter(Name=f"/tinyllama/{stack}/settings")["Parameter"]["Value"] == "g5.xlarge"
     deployed = {p["ParameterKey"]: p["ParameterValue"]
@@ -237,22 +237,22 @@ def test_deploy_a_new_stack_then_delete_it(qtbot: Any, make_wizard: Any, paths: 
     # Update it from the same place: the options start from what the stack has now.
     wizard = make_wizard(Settings(paths.settings_file))
     check_account(qtbot, wizard, stack)
-    assert "Next updates it" in wizard.account.result.text()
+    assert "Next updates it" in wizard.account_page.result.text()
     wizard.next()
-    options = wizard.options
+    options = wizard.options_page
     assert options.instance_type.currentText() == "g5.xlarge" and options.email.text() == "ada@example.com"
     assert "hard cap $21 (as deployed now)" in options.usd.text()
     options.instance_type.setCurrentText("g4dn.2xlarge")
     wizard.next()
-    qtbot.waitUntil(wizard.upload.isComplete, timeout=15000)
+    qtbot.waitUntil(wizard.upload_page.isComplete, timeout=15000)
     assert any(line.startswith("Reusing the bootstrap bucket") for line in
-               (wizard.upload.log.item(i).text() for i in range(wizard.upload.log.count())))
+               (wizard.upload_page.log.item(i).text() for i in range(wizard.upload_page.log.count())))
     wizard.next()
-    qtbot.waitUntil(wizard.review.isComplete, timeout=10000)
-    assert "<b>Update " in wizard.review.summary.text()
+    qtbot.waitUntil(wizard.review_page.isComplete, timeout=10000)
+    assert "<b>Update " in wizard.review_page.summary.text()
     wizard.next()
-    qtbot.waitUntil(wizard.deploy.isComplete, timeout=15000)
-    assert "UPDATE_COMPLETE" in wizard.deploy.status.text()
+    qtbot.waitUntil(wizard.deploy_page.isComplete, timeout=15000)
+    assert "UPDATE_COMPLETE" in wizard.deploy_page.status.text()
     assert ssm.get_parameter(Name=f"/tinyllama/{stack}/settings")["Parameter"]["Value"] == "g4dn.2xlarge"
     deployed = {p["ParameterKey"]: p["ParameterValue"]
                 for p in aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]}
@@ -265,18 +265,19 @@ def test_deploy_a_new_stack_then_delete_it(qtbot: Any, make_wizard: Any, paths: 
     s3.put_object(Bucket=bucket, Key="history/1.json", Body=b"{}")
     wizard = make_wizard(Settings(paths.settings_file))
     check_account(qtbot, wizard, stack, delete=True)
-    assert "Next reviews what deleting removes" in wizard.account.result.text()
+    assert "Next reviews what deleting removes" in wizard.account_page.result.text()
     wizard.next()
     assert wizard.currentId() == REVIEW  # no options, no upload
-    qtbot.waitUntil(wizard.review.isComplete, timeout=10000)
+    qtbot.waitUntil(wizard.review_page.isComplete, timeout=10000)
     assert wizard.button(QWizard.WizardButton.CommitButton).text() == "Delete"
-    assert bucket in wizard.review.warning.text() and wizard.review.empty_bucket.isVisible()
-    assert {wizard.review.table.item(r, 0).text() for r in range(wizard.review.table.rowCount())} == {"Remove"}
+    assert bucket in wizard.review_page.warning.text() and wizard.review_page.empty_bucket.isVisible()
+    table = wizard.review_page.table
+    assert {table.item(r, 0).text() for r in range(table.rowCount())} == {"Remove"}
     save_screenshot(wizard, "wizard_4_review_delete.png")
-    wizard.review.empty_bucket.setChecked(True)
+    wizard.review_page.empty_bucket.setChecked(True)
     wizard.next()
-    qtbot.waitUntil(wizard.deploy.isComplete, timeout=15000)
-    assert "DELETE_COMPLETE" in wizard.deploy.status.text()
+    qtbot.waitUntil(wizard.deploy_page.isComplete, timeout=15000)
+    assert "DELETE_COMPLETE" in wizard.deploy_page.status.text()
     wizard.next()
     assert "is deleted" in wizard.done_page.summary.text() and not wizard.done_page.user_box.isVisible()
     with pytest.raises(aws("cloudformation").exceptions.ClientError, match="does not exist"):
@@ -286,7 +287,7 @@ def test_deploy_a_new_stack_then_delete_it(qtbot: Any, make_wizard: Any, paths: 
 def test_deleting_a_stack_that_does_not_exist_says_so(qtbot: Any, make_wizard: Any, paths: Any,
                                                       endpoint: str) -> None:
     wizard = make_wizard(Settings(paths.settings_file))
-    page = wizard.account
+    page = wizard.account_page
     page.access_key.setText("testing")
     page.secret_key.setText("testing")
     page.stack_name.setText(f"tl-none-{uuid.uuid4().hex[:6]}")
@@ -300,7 +301,7 @@ def test_bad_credentials_are_said_in_words(qtbot: Any, make_wizard: Any, paths: 
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     wizard = make_wizard(Settings(paths.settings_file))
-    page = wizard.account
+    page = wizard.account_page
     page.access_key.setText("AKIAEXAMPLE")
     page.secret_key.setText("wrong")
     page.check_button.click()

@@ -77,7 +77,7 @@ def rows(table: Any) -> list[list[str]]:
 
 def step(qtbot: Any, wizard: DeployWizard, events_before: int) -> None:
     """Fire the next poll now and wait until its answer is on screen."""
-    page = wizard.deploy
+    page = wizard.deploy_page
     page.timer.start(0)
     qtbot.waitUntil(lambda: page.events.rowCount() > events_before or page._finished, timeout=5000)
 
@@ -89,21 +89,21 @@ def test_review_table_then_progress_then_failure_and_rollback(qtbot: Any,
     ev.add_polls(stubber, ev.CREATE_FAILS_AND_ROLLS_BACK)
 
     wizard = start()
-    qtbot.waitUntil(wizard.review.isComplete, timeout=5000)
-    assert rows(wizard.review.table) == [
+    qtbot.waitUntil(wizard.review_page.isComplete, timeout=5000)
+    assert rows(wizard.review_page.table) == [
         ["Add", "AlertTopic", "AWS::SNS::Topic", ""],
         ["Modify", "WorkerLaunchTemplate", "AWS::EC2::LaunchTemplate", "Properties"],
         ["Replace", "RedisCluster", "AWS::ElastiCache::ReplicationGroup", "Properties"],
         ["Modify (may replace)", "WorkerInstance", "AWS::EC2::Instance", "Properties, Tags"],
         ["Remove", "Dashboard", "AWS::CloudWatch::Dashboard", ""],
     ]
-    assert "1 to add, 3 to change (2 replaced), 1 to remove" in wizard.review.summary.text()
-    assert "Replaced resources are deleted and made anew" in wizard.review.warning.text()
+    assert "1 to add, 3 to change (2 replaced), 1 to remove" in wizard.review_page.summary.text()
+    assert "Replaced resources are deleted and made anew" in wizard.review_page.warning.text()
     assert wizard.button(QWizard.WizardButton.CommitButton).text() == "Deploy"
     save_screenshot(wizard, "wizard_4_review.png")
 
     wizard.next()
-    page = wizard.deploy
+    page = wizard.deploy_page
     assert wizard.currentId() == DEPLOY
     assert not wizard.button(QWizard.WizardButton.CancelButton).isEnabled()  # can't walk away mid-deploy
     qtbot.waitUntil(lambda: page.events.rowCount() == 3, timeout=5000)  # the first poll runs at once
@@ -136,10 +136,10 @@ def test_cancel_an_update_follows_the_rollback(qtbot: Any, stubbed: tuple[Any, S
     ev.add_polls(stubber, ev.UPDATE_CANCELLED, first=1)
 
     wizard = start()
-    qtbot.waitUntil(wizard.review.isComplete, timeout=5000)
-    assert "<b>Update tinyllama</b>" in wizard.review.summary.text()
+    qtbot.waitUntil(wizard.review_page.isComplete, timeout=5000)
+    assert "<b>Update tinyllama</b>" in wizard.review_page.summary.text()
     wizard.next()
-    page = wizard.deploy
+    page = wizard.deploy_page
     qtbot.waitUntil(lambda: page.events.rowCount() == 2 and page.cancel_button.isEnabled(), timeout=5000)
     page.cancel_button.click()
     qtbot.waitUntil(lambda: page.events.rowCount() == 3, timeout=5000)
@@ -160,9 +160,9 @@ def test_successful_create_reads_the_outputs(qtbot: Any, stubbed: tuple[Any, Stu
                "UserPoolId": "us-east-1_Abc", "UserPoolClientId": "c1", "InstanceId": "i-1"}
     stubber.add_response("describe_stacks", {"Stacks": [ev.stack_description("CREATE_COMPLETE", outputs)]})
     wizard = start()
-    qtbot.waitUntil(wizard.review.isComplete, timeout=5000)
+    qtbot.waitUntil(wizard.review_page.isComplete, timeout=5000)
     wizard.next()
-    page = wizard.deploy
+    page = wizard.deploy_page
     for before in (0, 4, 7):
         if not page._finished:
             step(qtbot, wizard, before)

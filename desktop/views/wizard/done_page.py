@@ -73,6 +73,7 @@ class DonePage(QWizardPage):
         self.password = QLineEdit()
         self.password.setObjectName("temporary_password")
         self.password.setReadOnly(True)
+        self.password.setStyleSheet("font-family: monospace; font-size: 14px;")  # tells l, 1 and I apart
         self.password.setVisible(False)
         self.user_result = QLabel()
         self.user_result.setObjectName("user_result")

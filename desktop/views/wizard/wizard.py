@@ -35,14 +35,14 @@ class DeployWizard(QWizard):
         self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
         self.resize(900, 620)
-        self.account = AccountPage(ctx, profiles)
-        self.options = OptionsPage(ctx)
-        self.upload = UploadPage(ctx)
-        self.review = ReviewPage(ctx)
-        self.deploy = DeployPage(ctx)
+        self.account_page = AccountPage(ctx, profiles)
+        self.options_page = OptionsPage(ctx)
+        self.upload_page = UploadPage(ctx)
+        self.review_page = ReviewPage(ctx)
+        self.deploy_page = DeployPage(ctx)
         self.done_page = DonePage(ctx)
-        for page_id, page in ((ACCOUNT, self.account), (OPTIONS, self.options), (UPLOAD, self.upload),
-                              (REVIEW, self.review), (DEPLOY, self.deploy), (DONE, self.done_page)):
+        for page_id, page in ((ACCOUNT, self.account_page), (OPTIONS, self.options_page), (UPLOAD, self.upload_page),
+                              (REVIEW, self.review_page), (DEPLOY, self.deploy_page), (DONE, self.done_page)):
             self.setPage(page_id, page)
         self.setStartId(ACCOUNT)
 
@@ -56,7 +56,7 @@ class DeployWizard(QWizard):
 
     def done(self, result: int) -> None:
         """Closing (finish or cancel): stop polling, remove temporary files, maybe sign in."""
-        self.deploy.shutdown()
+        self.deploy_page.shutdown()
         review, deployer = self.ctx.review, self.ctx.deployer
         if review is not None and deployer is not None and review.change_set_id and self.ctx.watcher is None:
             # Closed at the review: the change set (and a create's empty stack) goes too.
