@@ -47,14 +47,14 @@ class ChatSession(QObject):
         return self._api
 
     def set_api(self, api: ApiClient | None) -> None:
+        """Talk to `api` from now on; answers being followed are picked up by `resume()`
+        (their pollers belong to the old client, which may have lost its session)."""
+        if api is not self._api:
+            self.shutdown()
         self._api = api
 
     def inflight(self) -> int:
         return len(self._pollers) + len(self._sending)
-
-    def is_busy(self, conv_id: int) -> bool:
-        ids = set(self._pollers) | self._sending
-        return any(m.id in ids for m in self.history.messages(conv_id) if m.role == "assistant")
 
     # send ----------------------------------------------------------------------------
 

@@ -205,7 +205,10 @@ class ChatView(QWidget):
     def _message_html(self, msg: ChatMessage, offset: int) -> tuple[str, list[str]]:
         who = {"user": "You", "assistant": "Assistant"}.get(msg.role, msg.role.title())
         colour = "#2f5fa7" if msg.role == "user" else "#3a7d44"
-        body = self._renderer.render(msg.content, offset) if msg.content else None
+        text = msg.content
+        if msg.in_flight and msg.status == "running":
+            text = f"{text} ▍" if text else "▍"  # the answer is still growing
+        body = self._renderer.render(text, offset) if text else None
         parts = [f'<p style="margin-top:14px; margin-bottom:2px; color:{colour};"><b>{who}</b></p>']
         if body is not None:
             parts.append(body.html)
@@ -213,8 +216,6 @@ class ChatView(QWidget):
             waiting = _WAITING_WORDS.get(msg.status, "")
             if waiting:
                 parts.append(f'<p style="color:#888;"><i>{waiting}</i></p>')
-            else:
-                parts.append('<p style="color:#888;">▍</p>')
         if msg.error and msg.status in ("failed", "expired"):
             parts.append(f'<p style="color:#b00020;">{html.escape(msg.error)}</p>')
         meta = answer_meta(msg) if msg.role == "assistant" else ""
