@@ -144,3 +144,22 @@ def test_network_error_is_shown(open_window, qtbot) -> None:  # type: ignore[no-
     assert isinstance(caught.args[0], NetworkError)
     assert _answer(window).status == "failed"
     assert "Traceback" not in window.chat.transcript_text()
+
+
+def test_expired_session_asks_to_sign_in_and_the_answer_resumes(open_window, stack, qtbot) -> None:  # type: ignore[no-untyped-def]
+    token = {"value": stack.token}
+    api = ApiClient(stack.url, lambda: token["value"])
+    window = open_window(api).window
+    window.new_conversation()
+    window.send(" ".join(["again"] * 150))
+    qtbot.waitUntil(lambda: _answer(window).status == "running", timeout=20000)
+    with qtbot.waitSignal(window.sign_in_requested, timeout=10000):
+        token["value"] = "expired"  # what a revoked session looks like to the API
+    assert "sign in again" in window.wake.error_text()
+    assert _answer(window).in_flight
+    fresh = ApiClient(stack.url, lambda: stack.token)  # what signing in again hands over
+    window.connect_api(fresh)
+    qtbot.waitUntil(lambda: _answer(window).status == "done", timeout=20000)
+    assert _answer(window).content.count("again") == 150
+    api.close()
+    fresh.close()
