@@ -10,10 +10,11 @@ from typing import Any
 from backend.core import pricing
 
 
-def _parameter(text: str) -> tuple[str, str]:
+def stack_parameter(text: str) -> tuple[str, str]:
+    """argparse type for `-p Name=Value` stack parameters (shared with `tinyllama deploy`)."""
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r}: write Name=Value, e.g. RedisMode=serverless-valkey")
+        raise argparse.ArgumentTypeError(f"{text!r}: write Name=Value, e.g. InstanceType=g5.xlarge")
     return key, value
 
 
@@ -28,7 +29,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--template", choices=["stack", "mvp"], default="stack")
     parser.add_argument("--profile", choices=sorted(pricing.PROFILES), default="default",
                         help="start from this parameter set (default: the template's defaults)")
-    parser.add_argument("--parameter", "-p", action="append", type=_parameter, default=[],
+    parser.add_argument("--parameter", "-p", action="append", type=stack_parameter, default=[],
                         metavar="NAME=VALUE", help="override one stack parameter (repeatable)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)

@@ -19,13 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from backend.core import pricing
-
-
-def _parameter(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r}: write Name=Value, e.g. InstanceType=g5.xlarge")
-    return key, value
+from backend.entrypoints.cost_cli import stack_parameter
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -40,7 +34,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--profile", help="AWS profile from ~/.aws/config")
     parser.add_argument("--region", help="AWS region (default: the profile's)")
     parser.add_argument("--cheap", action="store_true", help="start from the cheap parameter set")
-    parser.add_argument("--parameter", "-p", action="append", type=_parameter, default=[],
+    parser.add_argument("--parameter", "-p", action="append", type=stack_parameter, default=[],
                         metavar="NAME=VALUE", help="a stack parameter (repeatable)")
     parser.add_argument("--router-zip", type=Path, help="a router zip already built (skips the build)")
     parser.add_argument("--worker-wheel", type=Path, help="a worker wheel already built (skips the build)")
