@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from desktop.core.errors import (
+    NetworkError,
     NewPasswordRequired,
     PasswordPolicyError,
     SessionExpiredError,
@@ -140,3 +141,12 @@ def test_weak_new_password(user: CognitoUser) -> None:
     auth = _auth(user, CredentialStore(MemoryKeyring()), cognito_factory=factory)
     with pytest.raises(PasswordPolicyError, match="must have numbers"):
         auth.complete_new_password(user.username, "Temp-Pass-1!", "weak")
+
+
+def test_no_network(user: CognitoUser, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.entrypoints.local import free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(NetworkError, match="Can't reach the sign-in service"):
+        _auth(user, CredentialStore(MemoryKeyring())).sign_in(user.username, user.password)
