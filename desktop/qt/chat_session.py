@@ -17,7 +17,6 @@ from desktop.core.history import HistoryStore
 from desktop.core.models import ChatMessage, Compute, PromptState
 from desktop.qt.poller import PromptPoller
 from desktop.qt.runner import Runner
-from desktop.qt.signals import emit
 from desktop.services.api import ApiClient
 
 TITLE_CHARS = 48
@@ -65,7 +64,7 @@ class ChatSession(QObject):
         if conv is None or not text.strip():
             return None
         if api is None:
-            emit(self.error, AppError("Not connected yet; wait for the status bar to say so."))
+            self.error.emit(AppError("Not connected yet; wait for the status bar to say so."))
             return None
         earlier = [m for m in self.history.messages(conv_id) if m.content and m.status == "done"]
         if not earlier and conv.title == "New chat":
@@ -73,8 +72,8 @@ class ChatSession(QObject):
             self.history.rename(conv_id, title[:TITLE_CHARS] + ("…" if len(title) > TITLE_CHARS else ""))
         user = self.history.add_message(conv_id, "user", text)
         answer = self.history.add_message(conv_id, "assistant", "", status="sending")
-        emit(self.message_changed, user)
-        emit(self.message_changed, answer)
+        self.message_changed.emit(user)
+        self.message_changed.emit(answer)
 
         messages = [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt else []
         messages += [{"role": m.role, "content": m.content} for m in earlier]
@@ -84,7 +83,7 @@ class ChatSession(QObject):
                   "model": conv.model, "idempotency_key": key}
 
         self._sending.add(answer.id)
-        emit(self.inflight_changed, self.inflight())
+        self.inflight_changed.emit(self.inflight())
         self._runner.run(
             lambda: api.submit(messages, **params),
             lambda state: self._accepted(answer.id, state),
@@ -100,21 +99,21 @@ class ChatSession(QObject):
         msg.request_id = state.request_id
         msg.status = state.status
         self.history.update_message(msg)
-        emit(self.message_changed, msg)
-        emit(self.compute_hint, state.compute)
+        self.message_changed.emit(msg)
+        self.compute_hint.emit(state.compute)
         self._follow(msg)
 
     def _refused(self, msg_id: int, exc: BaseException) -> None:
         self._sending.discard(msg_id)
-        emit(self.inflight_changed, self.inflight())
+        self.inflight_changed.emit(self.inflight())
         error = exc if isinstance(exc, AppError) else AppError(f"Sending failed: {exc}")
         msg = self.history.message(msg_id)
         if msg is not None:
             msg.status = "failed"
             msg.error = str(error)
             self.history.update_message(msg)
-            emit(self.message_changed, msg)
-        emit(self.error, error)
+            self.message_changed.emit(msg)
+        self.error.emit(error)
 
     # follow --------------------------------------------------------------------------
 
@@ -124,10 +123,10 @@ class ChatSession(QObject):
             return
         poller = PromptPoller(self._runner, api.prompt, msg.request_id, self)
         poller.updated.connect(lambda state, mid=msg.id: self._progress(mid, state))
-        poller.failed.connect(lambda exc: emit(self.error, exc))
+        poller.failed.connect(lambda exc: self.error.emit(exc))
         poller.finished.connect(lambda state, mid=msg.id: self._ended(mid, state))
         self._pollers[msg.id] = poller
-        emit(self.inflight_changed, self.inflight())
+        self.inflight_changed.emit(self.inflight())
         poller.start()
 
     def _progress(self, msg_id: int, state: PromptState) -> None:
@@ -140,9 +139,9 @@ class ChatSession(QObject):
         ):
             msg.apply(state)
             self.history.update_message(msg)
-            emit(self.message_changed, msg)
+            self.message_changed.emit(msg)
         if state.compute != Compute():
-            emit(self.compute_hint, state.compute)
+            self.compute_hint.emit(state.compute)
 
     def _ended(self, msg_id: int, state: PromptState | None) -> None:
         self._drop(msg_id)
@@ -154,16 +153,16 @@ class ChatSession(QObject):
                 msg.status = "expired"
                 msg.error = "The answer is no longer on the server (results are kept 5 minutes)."
                 self.history.update_message(msg)
-                emit(self.message_changed, msg)
+                self.message_changed.emit(msg)
         elif state.status == "failed" and state.error:
-            emit(self.error, AppError(state.error, code="failed"))
+            self.error.emit(AppError(state.error, code="failed"))
 
     def _drop(self, msg_id: int) -> None:
         poller = self._pollers.pop(msg_id, None)
         if poller is not None:
             poller.stop()
             poller.deleteLater()
-            emit(self.inflight_changed, self.inflight())
+            self.inflight_changed.emit(self.inflight())
 
     # stop / resume -------------------------------------------------------------------
 
@@ -177,7 +176,7 @@ class ChatSession(QObject):
         self._runner.run(
             lambda: api.cancel(rid),
             lambda state: self._progress(msg_id, state),
-            lambda exc: emit(self.error, exc if isinstance(exc, AppError) else AppError(str(exc))),
+            lambda exc: self.error.emit(exc if isinstance(exc, AppError) else AppError(str(exc))),
         )
 
     def stop_conversation(self, conv_id: int) -> None:

@@ -15,7 +15,6 @@ from desktop.core import polling
 from desktop.core.errors import AppError, NotFoundError, SessionExpiredError
 from desktop.core.models import ComputeState, PromptState, ServerStatus
 from desktop.qt.runner import Runner
-from desktop.qt.signals import emit
 
 
 class PromptPoller(QObject):
@@ -58,10 +57,10 @@ class PromptPoller(QObject):
             return
         self._errors = 0
         self._status = state.status
-        emit(self.updated, state)
+        self.updated.emit(state)
         if state.terminal:
             self._stopped = True
-            emit(self.finished, state)
+            self.finished.emit(state)
         else:
             self._timer.start(int(polling.prompt_interval(state.status) * 1000))
 
@@ -71,11 +70,11 @@ class PromptPoller(QObject):
         if isinstance(exc, NotFoundError):
             # Its result aged out (5 min after it ended) or it never existed here.
             self._stopped = True
-            emit(self.finished, None)
+            self.finished.emit(None)
             return
         self._errors += 1
         error = exc if isinstance(exc, AppError) else AppError(f"Polling failed: {exc}")
-        emit(self.failed, error)
+        self.failed.emit(error)
         if isinstance(exc, SessionExpiredError):
             self._stopped = True
             return
@@ -129,11 +128,11 @@ class StatusPoller(QObject):
         self._inflight = False
         self._errors = 0
         self._state = status.compute.state
-        emit(self.updated, status)
+        self.updated.emit(status)
         self._schedule()
 
     def _on_error(self, exc: BaseException) -> None:
         self._inflight = False
         self._errors += 1
-        emit(self.failed, exc if isinstance(exc, AppError) else AppError(str(exc)))
+        self.failed.emit(exc if isinstance(exc, AppError) else AppError(str(exc)))
         self._schedule()

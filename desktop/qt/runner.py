@@ -13,8 +13,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from desktop.qt.signals import emit
-
 
 class Task(QObject):
     """One background call. `done(result)` or `failed(exception)` fires exactly once."""
@@ -34,12 +32,12 @@ class Task(QObject):
 
     @Slot(object)
     def _deliver_result(self, value: object) -> None:
-        emit(self.done, value)
+        self.done.emit(value)
         self.deleteLater()
 
     @Slot(object)
     def _deliver_error(self, exc: object) -> None:
-        emit(self.failed, exc)
+        self.failed.emit(exc)
         self.deleteLater()
 
 
@@ -54,9 +52,9 @@ class _Job(QRunnable):
         try:
             result = fn()
         except BaseException as exc:  # delivered to the UI, never lost in a thread
-            emit(self.task._raised, exc)
+            self.task._raised.emit(exc)
         else:
-            emit(self.task._returned, result)
+            self.task._returned.emit(result)
 
 
 class Runner(QObject):

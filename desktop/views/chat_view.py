@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 
 from desktop.core.markdown import MarkdownRenderer
 from desktop.core.models import ChatMessage, Conversation
-from desktop.qt.signals import emit
 
 # How many messages a chat shows when opened; older ones come with "Show earlier".
 RECENT = 16
@@ -307,7 +306,7 @@ class ChatView(QWidget):
         if not text or not self.send_button.isEnabled():
             return
         self.prompt.clear()
-        emit(self.send_requested, text)
+        self.send_requested.emit(text)
 
     def _link(self, url: QUrl) -> None:
         if url.scheme() == "more":
@@ -327,4 +326,4 @@ class ChatView(QWidget):
         self._conv.temperature = round(self.temperature.value(), 2)
         self._conv.max_tokens = self.max_tokens.value()
         self._conv.model = self.model.text().strip()
-        emit(self.settings_changed, self._conv)
+        self.settings_changed.emit(self._conv)

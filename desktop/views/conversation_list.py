@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.models import Conversation
-from desktop.qt.signals import emit
 
 _ID = Qt.ItemDataRole.UserRole
 
@@ -76,11 +75,11 @@ class ConversationList(QWidget):
 
     def _current_changed(self, item: QListWidgetItem | None, _previous: object) -> None:
         if item is not None and not self._filling:
-            emit(self.selected, item.data(_ID))
+            self.selected.emit(item.data(_ID))
 
     def _edited(self, item: QListWidgetItem) -> None:
         if not self._filling:
-            emit(self.rename_requested, item.data(_ID), item.text())
+            self.rename_requested.emit(item.data(_ID), item.text())
 
     def _menu(self, pos: object) -> None:
         item = self.items.itemAt(pos)  # type: ignore[arg-type]
@@ -89,8 +88,8 @@ class ConversationList(QWidget):
         conv_id = item.data(_ID)
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.items.editItem(item))
-        menu.addAction("Export as Markdown…", lambda: emit(self.export_requested, conv_id, "md"))
-        menu.addAction("Export as JSON…", lambda: emit(self.export_requested, conv_id, "json"))
+        menu.addAction("Export as Markdown…", lambda: self.export_requested.emit(conv_id, "md"))
+        menu.addAction("Export as JSON…", lambda: self.export_requested.emit(conv_id, "json"))
         menu.addSeparator()
-        menu.addAction("Delete", lambda: emit(self.delete_requested, conv_id))
+        menu.addAction("Delete", lambda: self.delete_requested.emit(conv_id))
         menu.exec(self.items.viewport().mapToGlobal(pos))  # type: ignore[arg-type]

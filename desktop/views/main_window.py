@@ -27,7 +27,6 @@ from desktop.core.settings import Settings
 from desktop.qt.chat_session import ChatSession
 from desktop.qt.poller import StatusPoller
 from desktop.qt.runner import Runner
-from desktop.qt.signals import emit
 from desktop.services.api import ApiClient
 from desktop.views.chat_view import ChatView
 from desktop.views.conversation_list import ConversationList
@@ -115,10 +114,10 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         chat.addAction(quit_action)
         account = self.menuBar().addMenu("&Account")
-        self.sign_in_action = account.addAction("Sign &in…", lambda: emit(self.sign_in_requested))
-        self.sign_out_action = account.addAction("Sign &out", lambda: emit(self.sign_out_requested))
+        self.sign_in_action = account.addAction("Sign &in…", lambda: self.sign_in_requested.emit())
+        self.sign_out_action = account.addAction("Sign &out", lambda: self.sign_out_requested.emit())
         account.addSeparator()
-        account.addAction("&Profile…", lambda: emit(self.settings_requested))
+        account.addAction("&Profile…", lambda: self.settings_requested.emit())
         account.addSeparator()
         account.addAction("&Deploy to AWS…", self.open_deploy_wizard)
         account.addAction("&Costs…", self.open_costs)
@@ -131,7 +130,7 @@ class MainWindow(QMainWindow):
         from desktop.views.wizard import DeployWizard, WizardContext
 
         wizard = DeployWizard(WizardContext(self.settings, self.runner), self)
-        wizard.sign_in_requested.connect(lambda: emit(self.aws_profile_saved))
+        wizard.sign_in_requested.connect(lambda: self.aws_profile_saved.emit())
         wizard.open()
         return wizard
 
@@ -176,9 +175,9 @@ class MainWindow(QMainWindow):
     def show_error(self, error: AppError) -> None:
         """Errors go to the status strip (never a traceback, never a modal for polling)."""
         self.wake.show_error(error)
-        emit(self.error_shown, str(error))
+        self.error_shown.emit(str(error))
         if isinstance(error, SessionExpiredError):
-            emit(self.sign_in_requested)
+            self.sign_in_requested.emit()
 
     def shutdown(self) -> None:
         """Stop timers; the caller then joins the runner."""

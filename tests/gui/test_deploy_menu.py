@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from desktop.qt.signals import emit
 from desktop.views.cost_panel import CostPanel
 from desktop.views.wizard import DeployWizard
 
@@ -27,7 +26,7 @@ def test_menu_opens_the_wizard_and_passes_sign_in_on(qtbot: Any, open_window: An
     wizard = window.findChild(DeployWizard)
     assert wizard is not None and wizard.isVisible() and wizard.currentId() == 0
     with qtbot.waitSignal(window.aws_profile_saved, timeout=2000):
-        emit(wizard.sign_in_requested)
+        wizard.sign_in_requested.emit()
     wizard.reject()
 
 
@@ -66,7 +65,7 @@ def test_app_switches_from_local_to_the_deployed_stack(qtbot: Any, paths: Any) -
                            "user_pool_id": "us-east-1_Example1", "client_id": "abc123"}.items():
             app.settings.set(f"aws.{key}", value)
         app.settings.set("profile.kind", "aws")
-        emit(app.window.aws_profile_saved)
+        app.window.aws_profile_saved.emit()
         qtbot.waitUntil(lambda: app.dialog is not None and app.dialog.isVisible(), timeout=5000)
         assert app.auth is not None and app.profile == "aws"
         qtbot.waitUntil(lambda: app.local is not None and app.local.token() is None, timeout=20000)  # stopped

@@ -8,8 +8,6 @@ from pathlib import Path
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication
 
-from desktop.qt.signals import emit
-
 CODE = "Here you go:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nDone."
 
 
@@ -54,7 +52,7 @@ def test_code_block_copy_button(open_window, api, qtbot) -> None:  # type: ignor
     qtbot.waitUntil(lambda: window.history.messages(conv.id)[-1].status == "done", timeout=20000)
     html = window.chat.transcript.toHtml()
     assert "copy:1" in html  # the user's block is 0, the answer's is 1
-    emit(window.chat.transcript.anchorClicked, QUrl("copy:1"))
+    window.chat.transcript.anchorClicked.emit(QUrl("copy:1"))
     assert QGuiApplication.clipboard().text() == "def add(a, b):\n    return a + b"
     text = window.chat.transcript_text()
     assert "return a + b" in text and "```" not in text

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from desktop.core.settings import Settings
-from desktop.qt.signals import emit
 from desktop.views.settings_dialog import SettingsDialog, aws_profile_problems
 
 
@@ -42,7 +41,7 @@ def test_chat_settings_go_into_the_request(open_window, api, qtbot) -> None:  # 
     conv = window.new_conversation()
     window.chat.settings_button.setChecked(True)
     window.chat.system_prompt.setText("Answer in French.")
-    emit(window.chat.system_prompt.editingFinished)
+    window.chat.system_prompt.editingFinished.emit()
     window.chat.temperature.setValue(0.3)
     window.chat.max_tokens.setValue(64)
     assert window.history.conversation(conv.id).max_tokens == 64

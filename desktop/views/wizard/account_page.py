@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.deploy_options import STACK_NAME
-from desktop.qt.signals import emit
 from desktop.services.deployer import DeployError, StackDeployer
 from desktop.views.wizard.context import WizardContext, make_session
 
@@ -137,7 +136,7 @@ class AccountPage(QWizardPage):
         if self._checked_key is not None and self._checked_key != self._key():
             self._checked_key = None
             self.result.setText("Changed: check again.")
-        emit(self.completeChanged)
+        self.completeChanged.emit()
 
     def isComplete(self) -> bool:
         return self._checked_key == self._key() and not self._checking
@@ -183,7 +182,7 @@ class AccountPage(QWizardPage):
         self.check_button.setEnabled(False)
         self.result.setStyleSheet("")
         self.result.setText("Checking…")
-        emit(self.completeChanged)
+        self.completeChanged.emit()
         self.ctx.runner.run(work, lambda r: self._checked(key, profile, r), self._failed)
 
     def _checked(self, key: tuple[str, ...], profile: str,
@@ -191,7 +190,7 @@ class AccountPage(QWizardPage):
         self._checking = False
         self.check_button.setEnabled(True)
         if key != self._key():  # changed while checking: that answer is for other values
-            emit(self.completeChanged)
+            self.completeChanged.emit()
             return
         session, deployer, who, existing = result
         status = str(existing["StackStatus"]) if existing else ""
@@ -211,16 +210,16 @@ class AccountPage(QWizardPage):
         self.result.setStyleSheet("color: #1b5e20;")
         self.result.setText(f"✔ {who.arn}\nAccount {who.account}, {who.region}. {stack}")
         self._checked_key = key
-        emit(self.completeChanged)
+        self.completeChanged.emit()
 
     def _failed(self, exc: BaseException) -> None:
         self._checking = False
         self.check_button.setEnabled(True)
         self._show_error(str(exc) if isinstance(exc, DeployError) else f"The check failed: {exc}")
-        emit(self.completeChanged)
+        self.completeChanged.emit()
 
     def _show_error(self, text: str) -> None:
         self._checked_key = None
         self.result.setStyleSheet("color: #b71c1c;")
         self.result.setText(text)
-        emit(self.completeChanged)
+        self.completeChanged.emit()

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from desktop.qt.signals import emit
 from desktop.services.deployer import StackWatcher, WatchUpdate
 from desktop.views.wizard.context import WizardContext
 
@@ -168,7 +167,7 @@ class DeployPage(QWizardPage):
             self.progress.setStyleSheet("QProgressBar { border: 1px solid #bdbdbd; border-radius: 3px; "
                                         "text-align: center; } QProgressBar::chunk { background: #e57373; }")
         QTimer.singleShot(0, self.events, self.events.scrollToBottom)  # once the outcome box took its room
-        emit(self.completeChanged)
+        self.completeChanged.emit()
 
     def _add_event(self, time: str, resource: str, status: str, reason: str) -> None:
         row = self.events.rowCount()

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.deploy_options import EGRESS_MODES, INSTANCE_TYPES, REDIS_MODES, DeployOptions
-from desktop.qt.signals import emit
 from desktop.views.wizard.context import WizardContext
 
 
@@ -194,7 +193,7 @@ class OptionsPage(QWizardPage):
         problems = o.problems()
         self.problems.setText("\n".join(problems))
         self._show_estimate(o)
-        emit(self.completeChanged)
+        self.completeChanged.emit()
 
     def _show_estimate(self, o: DeployOptions) -> None:
         try:

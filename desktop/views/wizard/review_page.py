@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from desktop.qt.signals import emit
 from desktop.services.deployer import ChangeRow, ChangeSetReview, planned_adds
 from desktop.views.wizard.context import WizardContext
 
@@ -70,7 +69,7 @@ class ReviewPage(QWizardPage):
         assert ctx.deployer is not None
         self._ready = False
         self.table.setRowCount(0)
-        emit(self.completeChanged)
+        self.completeChanged.emit()
         deployer, name = ctx.deployer, ctx.stack_name
         if ctx.action == "delete":
             self.setButtonText(self.wizard().WizardButton.CommitButton, "Delete")
@@ -119,7 +118,7 @@ class ReviewPage(QWizardPage):
                                  "cached model, replaced Redis loses queued prompts.")
             self.warning.setVisible(True)
         self._ready = True
-        emit(self.completeChanged)
+        self.completeChanged.emit()
 
     def _delete_planned(self, result: tuple[ChangeSetReview, str]) -> None:
         review, bucket = result
@@ -132,7 +131,7 @@ class ReviewPage(QWizardPage):
             self.warning.setVisible(True)
             self.empty_bucket.setVisible(True)
         self._ready = True
-        emit(self.completeChanged)
+        self.completeChanged.emit()
 
     def _fill(self, rows: list[ChangeRow]) -> None:
         self.table.setRowCount(len(rows))

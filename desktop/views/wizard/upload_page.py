@@ -6,7 +6,6 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QPushButton, QVBoxLayout, QWizardPage
 
-from desktop.qt.signals import emit
 from desktop.services import artifacts
 from desktop.services.artifacts import Uploaded
 from desktop.views.wizard.context import WizardContext
@@ -55,13 +54,13 @@ class UploadPage(QWizardPage):
         self.log.clear()
         self.status.setStyleSheet("")
         self.status.setText("Working…")
-        emit(self.completeChanged)
+        self.completeChanged.emit()
         deployer, account, template = ctx.deployer, ctx.identity.account, ctx.options.template
         builders, workdir, relay = ctx.builders, ctx.workdir, self.relay
 
         def work() -> Uploaded:
             def say(text: str) -> None:
-                emit(relay.line, text)  # queued to the UI thread
+                relay.line.emit(text)  # queued to the UI thread
 
             files = artifacts.build(template, workdir, builders, say)
             return artifacts.upload(deployer, account, template, files, say)
@@ -75,14 +74,14 @@ class UploadPage(QWizardPage):
         self.status.setStyleSheet("color: #1b5e20;")
         self.status.setText(f"✔ Ready: template at {uploaded.template_url}")
         self._done = True
-        emit(self.completeChanged)
+        self.completeChanged.emit()
 
     def _failed(self, exc: BaseException) -> None:
         self._running = False
         self.status.setStyleSheet("color: #b71c1c;")
         self.status.setText(str(exc))
         self.retry.setVisible(True)
-        emit(self.completeChanged)
+        self.completeChanged.emit()
 
     def isComplete(self) -> bool:
         return self._done

@@ -9,7 +9,6 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget, QWizard
 
-from desktop.qt.signals import emit
 from desktop.views.wizard.account_page import AccountPage
 from desktop.views.wizard.context import WizardContext
 from desktop.views.wizard.deploy_page import DeployPage
@@ -69,4 +68,4 @@ class DeployWizard(QWizard):
         self.ctx.close()
         super().done(result)
         if switch:
-            emit(self.sign_in_requested)
+            self.sign_in_requested.emit()
