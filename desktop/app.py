@@ -70,7 +70,9 @@ class App:
     def _start_local(self) -> None:
         if self.local is None:
             self.local = LocalProfile(engine=str(self.settings.get("local.engine")),
-                                      port=int(self.settings.get("local.port") or 0))
+                                      port=int(self.settings.get("local.port") or 0),
+                                      engine_url=str(self.settings.get("local.engine_url") or ""),
+                                      model=str(self.settings.get("local.model") or ""))
         self.window.show_notice(self.local.notice)
         self.window.wake.label.setText("Starting the local stack…")
         local = self.local

@@ -14,7 +14,8 @@ from typing import Any
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "profile": {"kind": "local"},
-    "local": {"engine": "echo", "port": 0},
+    # engine: echo | openai (any OpenAI-compatible URL: vLLM, Ollama, ...) | vllm (runs `vllm serve model`)
+    "local": {"engine": "echo", "port": 0, "engine_url": "", "model": ""},
     "aws": {
         "api_url": "",
         "region": "us-east-1",

@@ -14,8 +14,9 @@ from desktop.core.errors import AppError
 
 ECHO_NOTICE = (
     "Local profile with the echo engine: answers repeat your message back, word by word. "
-    "For a real model, run `tinyllama local --engine vllm` or connect an AWS profile "
-    "(Account → Profile…)."
+    "For a real model, pick an engine in Account → Profile… (any OpenAI-compatible server, "
+    "such as vLLM or Ollama, or vLLM run by TinyLlama), or deploy your own GPU with "
+    "Account → Deploy to AWS…."
 )
 
 
@@ -33,9 +34,13 @@ class LocalProfile:
         engine: str = "echo",
         port: int = 0,
         stack_factory: Callable[..., Any] | None = None,
+        engine_url: str = "",
+        model: str = "",
     ) -> None:
         self.engine = engine
         self.port = port
+        self.engine_url = engine_url or None
+        self.model = model or None
         self._factory = stack_factory or _default_factory
         self._stack: Any | None = None
 
@@ -46,7 +51,8 @@ class LocalProfile:
     def start(self) -> tuple[str, str]:
         """Blocking (a second or so): run off the UI thread. Returns (url, token)."""
         try:
-            stack = self._factory(port=self.port, engine=self.engine)
+            options = {"engine_url": self.engine_url, "model": self.model} if self.engine != "echo" else {}
+            stack = self._factory(port=self.port, engine=self.engine, **options)
             stack.start()
         except Exception as exc:
             raise AppError(

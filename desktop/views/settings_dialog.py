@@ -6,6 +6,7 @@ import re
 
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -21,6 +22,22 @@ from desktop.core.settings import Settings
 
 _POOL = re.compile(r"^[\w-]+_[0-9A-Za-z]+$")
 _URL = re.compile(r"^https?://\S+$")
+
+
+ENGINES = {
+    "echo": "Echo — repeats your message (no model needed)",
+    "openai": "An OpenAI-compatible server (vLLM, Ollama, …)",
+    "vllm": "vLLM on this computer (TinyLlama runs `vllm serve`)",
+}
+
+
+def local_engine_problems(engine: str, url: str, model: str) -> list[str]:
+    """What the chosen local engine still needs, in words."""
+    if engine == "openai" and not _URL.match(url):
+        return ["The server URL must start with http:// or https:// (e.g. http://127.0.0.1:11434/v1)"]
+    if engine == "vllm" and not model:
+        return ["vLLM needs a model: a folder with the weights, or a model name it can load"]
+    return []
 
 
 def aws_profile_problems(values: dict[str, str]) -> list[str]:
@@ -64,8 +81,24 @@ class SettingsDialog(QDialog):
         self.aws.toggled.connect(box.setEnabled)
         box.setEnabled(self.aws.isChecked())
 
-        engine = settings.get("local.engine")
-        self.local_info = QLabel(f"Local engine: {engine}", self)
+        local_box = QGroupBox("Local engine", self)
+        local_form = QFormLayout(local_box)
+        self.engine = QComboBox(local_box)
+        for key, label in ENGINES.items():
+            self.engine.addItem(label, key)
+        self.engine.setCurrentIndex(max(0, self.engine.findData(settings.get("local.engine"))))
+        self.engine_url = QLineEdit(str(settings.get("local.engine_url") or ""), local_box)
+        self.engine_url.setPlaceholderText("http://127.0.0.1:11434/v1")
+        self.model = QLineEdit(str(settings.get("local.model") or ""), local_box)
+        self.model.setPlaceholderText("the server's default model")
+        local_form.addRow("Engine", self.engine)
+        local_form.addRow("Server URL", self.engine_url)
+        local_form.addRow("Model", self.model)
+        self.engine.currentIndexChanged.connect(self._engine_changed)
+        self._engine_changed()
+        self.local_box = local_box
+        self.local.toggled.connect(local_box.setEnabled)
+        local_box.setEnabled(self.local.isChecked())
         self.problems = QLabel(self)
         self.problems.setStyleSheet("color: #b00020;")
         self.problems.setWordWrap(True)
@@ -76,24 +109,34 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.local)
-        layout.addWidget(self.local_info)
+        layout.addWidget(local_box)
         layout.addWidget(self.aws)
         layout.addWidget(box)
         layout.addWidget(self.problems)
         layout.addWidget(QLabel("A new profile takes effect after restarting TinyLlama.", self))
         layout.addWidget(buttons)
 
+    def _engine_changed(self) -> None:
+        engine = self.engine.currentData()
+        self.engine_url.setEnabled(engine == "openai")
+        self.model.setEnabled(engine != "echo")
+
     def values(self) -> dict[str, str]:
         return {key: edit.text().strip() for key, edit in self.fields.items()}
 
     def save(self) -> None:
         values = self.values()
-        if self.aws.isChecked():
-            problems = aws_profile_problems(values)
-            if problems:
-                self.problems.setText("; ".join(problems) + ".")
-                return
+        self.problems.clear()
+        engine, url, model = self.engine.currentData(), self.engine_url.text().strip(), self.model.text().strip()
+        problems = aws_profile_problems(values) if self.aws.isChecked() else local_engine_problems(engine, url, model)
+        if problems:
+            self.problems.setText("; ".join(problems) + ".")
+            return
         self.settings.set("profile.kind", "aws" if self.aws.isChecked() else "local")
+        if self.local.isChecked():
+            self.settings.set("local.engine", engine)
+            self.settings.set("local.engine_url", url)
+            self.settings.set("local.model", model)
         for key, value in values.items():
             self.settings.set(f"aws.{key}", value)
         self.settings.save()

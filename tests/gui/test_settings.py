@@ -6,6 +6,7 @@ import json
 
 from desktop.core.settings import Settings
 from desktop.views.settings_dialog import SettingsDialog, aws_profile_problems
+from tests.gui.conftest import SCREENSHOTS
 
 
 def test_profile_dialog_validates_and_saves(qtbot, paths) -> None:  # type: ignore[no-untyped-def]
@@ -55,3 +56,32 @@ def test_chat_settings_go_into_the_request(open_window, api, qtbot) -> None:  # 
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert params["temperature"] == 0.3 and params["max_tokens"] == 64
     assert params["idempotency_key"]
+
+
+def test_local_engine_is_chosen_in_the_dialog(qtbot, paths) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(paths.settings_file)
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    assert dialog.engine.currentData() == "echo" and not dialog.engine_url.isEnabled()
+
+    dialog.engine.setCurrentIndex(dialog.engine.findData("openai"))
+    assert dialog.engine_url.isEnabled()
+    dialog.engine_url.setText("localhost:11434")  # no scheme
+    dialog.save()
+    assert "URL" in dialog.problems.text() and not paths.settings_file.exists()
+
+    dialog.engine_url.setText("http://127.0.0.1:11434/v1")
+    dialog.model.setText("llama3.2")
+    with qtbot.waitSignal(dialog.accepted, timeout=1000):
+        dialog.save()
+    dialog.grab().save(str(SCREENSHOTS / "profile_dialog.png"))
+    saved = json.loads(paths.settings_file.read_text())["local"]
+    assert saved == {**saved, "engine": "openai", "engine_url": "http://127.0.0.1:11434/v1", "model": "llama3.2"}
+
+
+def test_vllm_engine_needs_a_model(qtbot, paths) -> None:  # type: ignore[no-untyped-def]
+    dialog = SettingsDialog(Settings(paths.settings_file))
+    qtbot.addWidget(dialog)
+    dialog.engine.setCurrentIndex(dialog.engine.findData("vllm"))
+    dialog.save()
+    assert "model" in dialog.problems.text() and not paths.settings_file.exists()

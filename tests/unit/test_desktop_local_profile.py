@@ -1,0 +1,37 @@
+"""The Local profile hands the chosen engine to the stack it starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from desktop.services.local_profile import ECHO_NOTICE, LocalProfile
+
+
+class _Stack:
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.url, self.token = "http://127.0.0.1:1", "t"
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def test_openai_engine_settings_reach_the_stack() -> None:
+    made: list[_Stack] = []
+    profile = LocalProfile(engine="openai", engine_url="http://127.0.0.1:11434/v1", model="llama3.2",
+                           stack_factory=lambda **kw: made.append(_Stack(**kw)) or made[-1])
+    assert profile.start() == ("http://127.0.0.1:1", "t")
+    assert made[0].kwargs == {"port": 0, "engine": "openai", "engine_url": "http://127.0.0.1:11434/v1",
+                              "model": "llama3.2"}
+    assert profile.notice == ""
+
+
+def test_echo_says_how_to_get_a_real_model() -> None:
+    made: list[_Stack] = []
+    profile = LocalProfile(stack_factory=lambda **kw: made.append(_Stack(**kw)) or made[-1])
+    profile.start()
+    assert made[0].kwargs == {"port": 0, "engine": "echo"}
+    assert profile.notice == ECHO_NOTICE and "Account → Profile" in ECHO_NOTICE
