@@ -157,6 +157,8 @@ class Gateway:
         try:
             size = int(length or 0)
         except ValueError:
+            size = -1
+        if size < 0:  # rfile.read(-1) would wait for EOF, holding the thread while the client waits
             return self._reply(req, 400, {"message": "Bad Request"})
         if size > MAX_PAYLOAD_BYTES:
             return self._reply(req, 413, {"message": "Request Entity Too Large"})
