@@ -247,18 +247,18 @@ def test_full_stack(aws: dict[str, Any]) -> None:
     sg = ec2.describe_security_groups(GroupIds=[info["created"]["WorkerSecurityGroup"]])["SecurityGroups"][0]
     assert sg["IpPermissions"] == []
 
-    # the router: in the VPC, pointed at this stack's instance and bucket
+    # the router: in the VPC, pointed at this stack's instance
     fn = aws["lambda"].get_function(FunctionName="tinyllama-router-v2")["Configuration"]
     assert fn["Handler"] == "backend.entrypoints.router.handler"
     env = fn["Environment"]["Variables"]
     assert env["INSTANCE_ID"] == outputs["InstanceId"]
-    assert env["DATA_BUCKET"] == outputs["DataBucket"]
+    assert "DATA_BUCKET" not in env  # its `POST /` is public: no prompt log in S3 here
     assert env["COMPUTE_KIND"] == "ec2" and env["FALLBACK_INSTANCE_TYPE"] == "g5.xlarge"
     assert env["GPU_PRICE_PER_HOUR_USD"] == "0.526"
     subnets = ec2.describe_subnets(SubnetIds=fn["VpcConfig"]["SubnetIds"])["Subnets"]
     assert {s["VpcId"] for s in subnets} == {vpc_id} and len({s["AvailabilityZone"] for s in subnets}) == 2
 
-    # its role may start and stop exactly this instance
+    # its role may start exactly this instance
     role = fn["Role"].rsplit("/", 1)[1]
     policy = role_policy(aws, role, "router")
     (wake,) = [s for s in policy["Statement"] if "ec2:StartInstances" in s["Action"]]

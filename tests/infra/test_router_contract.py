@@ -73,7 +73,10 @@ def test_the_stack_sets_what_the_router_needs() -> None:
     assert {"REDIS_HOST", "REDIS_PORT", "REDIS_AUTH_SECRET", "COMPUTE_KIND", "INSTANCE_ID",
             "FALLBACK_INSTANCE_TYPE", "BUDGET_HARD_CAP_USD", "BUDGET_WARNING_USD", "BUDGET_NAME",
             "ACCOUNT_ID", "RESULT_TTL_S", "COGNITO_REGION", "COGNITO_USER_POOL_ID",
-            "COGNITO_CLIENT_ID", "REQUIRED_SCOPE", "DATA_BUCKET", "GPU_PRICE_PER_HOUR_USD"} <= env
+            "COGNITO_CLIENT_ID", "REQUIRED_SCOPE", "GPU_PRICE_PER_HOUR_USD"} <= env
+    # `POST /` is public on both stacks; only the MVP's keeps a prompt log in S3, so an
+    # anonymous caller cannot write into the full stack's data bucket.
+    assert "DATA_BUCKET" not in env
     assert {"DATA_BUCKET", "OPENAI_SECRET"} <= set(router_env(MVP))
 
 
@@ -230,3 +233,13 @@ def test_router_zip_answers_the_echo_with_only_the_runtimes_packages(tmp_path: P
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["echo"] == "hello zip"
+
+
+def test_the_full_stacks_router_role_cannot_write_s3_or_stop_the_gpu() -> None:
+    """Least privilege: the router wakes the GPU and reads Redis' secret and the budget;
+    its public echo stores nothing, and stopping is the worker's and the alarms' job."""
+    statements = STACK["Resources"]["RouterRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert "ec2:StartInstances" in actions  # the check below looks at the real policy
+    assert not {a for a in actions if a.startswith("s3:")}, actions
+    assert "ec2:StopInstances" not in actions
