@@ -52,6 +52,23 @@ end
 return 'OK'
 """
 
+# Enqueue in one step: claim the idempotency key (KEYS[3], when given), write the request
+# hash and add the stream entry. Split into separate calls, a retry racing the first POST
+# got an id whose hash did not exist yet (a 404 for a POST), and a write failing after the
+# claim left the key pointing at a request that never existed. Returns the id that holds
+# the key: ARGV[1] when this call created it, the first request's otherwise.
+_SUBMIT = """
+if #KEYS == 3 then
+  local existing = redis.call('GET', KEYS[3])
+  if existing then return existing end
+  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
+return ARGV[1]
+"""
+
 # Write streamed text only while the job is running; answer the status either way, so
 # the worker learns of a cancel on its next write without a separate round trip.
 _WRITE_TEXT = """
@@ -101,6 +118,7 @@ class RedisQueue:
         self.idempotency_ttl_s = idempotency_ttl_s
         self.max_deliveries = max_deliveries
         self.stream = f"{prefix}:jobs"
+        self._submit = client.register_script(_SUBMIT)
         self._transition = client.register_script(_TRANSITION)
         self._write_text = client.register_script(_WRITE_TEXT)
 
@@ -129,12 +147,9 @@ class RedisQueue:
         """Enqueue a prompt; return (request_id, created). A known idempotency key returns
         the first request's id and enqueues nothing."""
         request_id = uuid.uuid4().hex
+        keys = [self._req(request_id), self.stream]
         if prompt.idempotency_key:
-            idem = f"{self.prefix}:idem:{owner}:{prompt.idempotency_key}"
-            if not self.r.set(idem, request_id, nx=True, ex=self.idempotency_ttl_s):
-                existing = _decode(self.r.get(idem))
-                if existing:
-                    return existing, False
+            keys.append(f"{self.prefix}:idem:{owner}:{prompt.idempotency_key}")
         now = time.time()
         fields = {
             "owner": owner,
@@ -146,12 +161,11 @@ class RedisQueue:
         }
         if status == JobStatus.WAKING:
             fields["woke"] = "1"
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(self._req(request_id), mapping=fields)
-            pipe.expire(self._req(request_id), self.active_ttl_s)
-            pipe.xadd(self.stream, {"id": request_id})
-            pipe.execute()
-        return request_id, True
+        args: list[Any] = [request_id, self.idempotency_ttl_s, self.active_ttl_s]
+        for k, v in fields.items():
+            args += [k, v]
+        holder = _decode(self._submit(keys=keys, args=args))
+        return holder, holder == request_id
 
     def get(self, owner: str, request_id: str) -> dict[str, Any]:
         """The request as its owner sees it; NotFound for anyone else or an unknown id."""

@@ -4,6 +4,7 @@ the worker's (deliveries, reclaim, streaming writes) and the wake bookkeeping.""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 
 import pytest
@@ -80,6 +81,33 @@ def test_idempotency_key_returns_the_first_id_and_enqueues_once(queue: RedisQueu
     assert again == first
     assert queue.r.xlen(queue.stream) == 1
     assert queue.depth() == 1
+
+
+def test_concurrent_retries_with_one_key_make_one_job_that_is_always_readable(queue: RedisQueue) -> None:
+    """A retry racing the first POST must get an id it can read at once (once, the key was
+    claimed before the job was written, so the retry's read was a 404)."""
+    missing: list[str] = []
+    ids: set[str] = set()
+    for round_ in range(50):
+        key = f"race-key-{round_:04d}"
+        barrier = threading.Barrier(4)
+
+        def post(key: str = key, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            rid, _ = queue.submit(ALICE, prompt(key=key))
+            ids.add(rid)
+            try:
+                queue.get(ALICE, rid)
+            except NotFound:
+                missing.append(rid)
+
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert missing == []
+    assert len(ids) == 50 and queue.r.xlen(queue.stream) == 50
 
 
 def test_idempotency_keys_are_per_owner(queue: RedisQueue) -> None:
