@@ -38,12 +38,21 @@ class BudgetsSpend:
             if hit is not None:
                 return float(hit)
         if self.client is None:
-            import boto3  # only on this path
-
-            self.client = boto3.client("budgets")
+            self.client = budgets_client()
         budget = self.client.describe_budget(AccountId=self.account_id, BudgetName=self.budget_name)["Budget"]
         actual = budget.get("CalculatedSpend", {}).get("ActualSpend", {})
         usd = float(actual["Amount"]) if actual.get("Amount") is not None else None
         if usd is not None and self.cache is not None:
             self.cache.set(self.key, repr(usd), ex=self.ttl_s)
         return usd
+
+
+def budgets_client() -> Any:
+    """A Budgets client that gives up in seconds: the guard runs inside a request (API
+    Gateway waits 30 s), and a spend it cannot read only means "unknown", never a stall.
+    botocore's defaults (60 s connect timeout, retried) would outlast the request."""
+    import boto3  # only on this path
+    from botocore.config import Config
+
+    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 2})
+    return boto3.client("budgets", config=config)
