@@ -12,6 +12,7 @@ boto3 is imported only on the paths that call AWS, so a cold start stays small
 
 from __future__ import annotations
 
+import binascii
 import logging
 import os
 from functools import lru_cache
@@ -137,6 +138,8 @@ def create_app(service: Any, identity: Identity, mvp: Any = None) -> APIGatewayH
             )
         elif isinstance(exc, UnicodeDecodeError):
             err = InvalidRequest("The body is not UTF-8 text.", status=400)
+        elif isinstance(exc, binascii.Error):  # isBase64Encoded with a body that is not base64
+            err = InvalidRequest("The body is not valid base64.", status=400)
         else:
             log.exception("unexpected error")
             err = TinyLlamaError("Something went wrong on the server; it has been logged.",

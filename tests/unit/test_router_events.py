@@ -371,3 +371,11 @@ def test_bad_input_never_gets_a_500(api: Api, method: str, path: str, body: Any,
         payload = json.loads(result["body"])
         assert set(payload) == {"error"}
         assert isinstance(payload["error"]["code"], str) and isinstance(payload["error"]["message"], str)
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/prompts"), ("POST", "/")])
+def test_a_base64_flagged_body_that_is_not_base64_is_400(api: Api, method: str, path: str) -> None:
+    bad = event(method, path, BODY, None if path == "/" else ALICE)
+    bad["isBase64Encoded"], bad["body"] = True, "!!!x"
+    result = api.app.resolve(bad, None)
+    assert_error(result["statusCode"], json.loads(result["body"]), 400, "invalid_request")
