@@ -220,7 +220,24 @@ class Worker:
         return f"idle: {result}"
 
     def _drain(self) -> None:
-        """Warm: wait for running jobs. Cold: they see the stop flag and go back to the queue."""
+        """Warm: wait for running jobs. Cold: they see the stop flag and go back to the queue.
+
+        While a warm stop waits, the worker keeps touching its jobs and heartbeating (as not
+        ready: it takes nothing new). Without that, an answer longer than `claim_idle_s`
+        looked abandoned, and another worker reclaimed it and started it over mid-stream.
+        """
+        while not self._cold_stop.is_set():
+            with self._lock:
+                mine = list(self._inflight)
+            if not mine:
+                break
+            try:
+                self.queue.heartbeat(self.name, {**self._beat(ready=False), "draining": True},
+                                     ttl_s=self.heartbeat_s * 3)
+                self.queue.touch(self.name, mine)
+            except redis.RedisError as exc:
+                log.warning("Redis unavailable while draining (%s)", exc)
+            self._cold_stop.wait(self.heartbeat_s)
         self._pool.shutdown(wait=True)
         with contextlib.suppress(redis.RedisError):
             self.queue.clear_heartbeat(self.name)

@@ -254,6 +254,27 @@ def test_warm_stop_finishes_the_running_job(queue: RedisQueue, start_worker: Cal
     assert queue.workers() == []  # its heartbeat is cleared on the way out
 
 
+def test_warm_stop_keeps_its_job_from_looking_abandoned(queue: RedisQueue,
+                                                       start_worker: Callable[..., Running]) -> None:
+    """A warm stop can wait minutes for a long answer: meanwhile the worker must keep its
+    entry fresh (or another worker reclaims it and starts it over) and keep heartbeating."""
+    engine = GateEngine()
+    running = start_worker(engine, name="draining")
+    rid = submit(queue)
+    wait_until(lambda: engine.active == 1)
+    entry = queue.r.xpending_range(queue.stream, GROUP, min="-", max="+", count=1)[0]["message_id"]
+    running.worker.request_stop()
+    threading.Event().wait(1.0)  # ten heartbeats of this worker, and well past its beat's TTL
+    assert running.thread.is_alive()
+    (info,) = queue.r.xpending_range(queue.stream, GROUP, min=entry, max=entry, count=1)
+    assert info["time_since_delivered"] < 500, info
+    (beat,) = queue.workers()
+    assert beat["worker"] == "draining" and beat["ready"] is False and beat["draining"] is True
+    engine.release()
+    assert running.join() == "warm stop"
+    assert status(queue, rid) == JobStatus.DONE
+
+
 def test_cold_stop_returns_the_job_to_the_queue_for_reclaim(queue: RedisQueue,
                                                            start_worker: Callable[..., Running]) -> None:
     engine = GateEngine()
