@@ -79,8 +79,10 @@ class PromptService:
         """Enqueue; wake the GPU if it sleeps. 202 body of the contract."""
         compute = self.compute_status()
         if compute["state"] == ComputeState.READY:
-            request_id, _ = self.queue.submit(owner, prompt, JobStatus.QUEUED)
-            return {"request_id": request_id, "status": JobStatus.QUEUED.value, "compute": _short(compute)}
+            request_id, created = self.queue.submit(owner, prompt, JobStatus.QUEUED)
+            # A retry answers with the first request's own status (it may be done already).
+            status = JobStatus.QUEUED.value if created else self.queue.get(owner, request_id)["status"]
+            return {"request_id": request_id, "status": status, "compute": _short(compute)}
         if compute["state"] in (ComputeState.STOPPED, ComputeState.STOPPING):
             # The guard runs before enqueueing, so a refused prompt leaves nothing behind.
             check_budget(self._spend(), self.budget.hard_cap_usd)

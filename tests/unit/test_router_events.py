@@ -139,6 +139,16 @@ def test_retried_post_with_an_idempotency_key_is_one_job(api: Api) -> None:
     assert api.queue.depth() == 1
 
 
+def test_a_retry_after_the_answer_is_done_says_done(api: Api) -> None:
+    body = {**BODY, "idempotency_key": "client-retry-43"}
+    _, first = api.call("POST", "/prompts", body)
+    assert api.queue.transition(first["request_id"], JobStatus.RUNNING) == "OK"
+    assert api.queue.transition(first["request_id"], JobStatus.DONE, text="hi") == "OK"
+    status, again = api.call("POST", "/prompts", body)
+    assert status == 202 and again["request_id"] == first["request_id"]
+    assert again["status"] == "done"  # not "queued": nothing was queued by the retry
+
+
 # -- identity ---------------------------------------------------------------------------------
 
 
