@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,13 @@ class LiveEstimate:
     @property
     def total_usd(self) -> float:
         return round(self.fetched_usd + self.gpu_usd_since + self.fixed_usd_since, 2)
+
+
+def cache_file_for(folder: Path, aws_profile: str | None) -> Path:
+    """The Cost Explorer cache of one AWS profile: each profile may be another account, and
+    one shared file showed the last account's spend as this one's for up to an hour."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", aws_profile or "default")
+    return folder / f"cost-explorer-cache-{name}.json"
 
 
 def days_in_month(day: date) -> int:

@@ -33,7 +33,15 @@ from PySide6.QtWidgets import (
 
 from backend.core.pricing import Estimate
 from desktop.qt.runner import Runner
-from desktop.services.cost import BudgetState, CostError, CostReport, CostService, LiveEstimate, days_in_month
+from desktop.services.cost import (
+    BudgetState,
+    CostError,
+    CostReport,
+    CostService,
+    LiveEstimate,
+    cache_file_for,
+    days_in_month,
+)
 
 TICK_MS = 5 * 60 * 1000
 
@@ -340,8 +348,8 @@ def open_cost_panel(settings: object, runner: Runner, parent: QWidget | None = N
         logging.getLogger(__name__).warning("AWS profile %r not found; using the default credentials",
                                             aws["aws_profile"])
         session = boto3.session.Session(region_name=aws["region"] or None)
-    service = CostService(cache_file=settings.path.parent / "cost-explorer-cache.json", session=session,
-                          region=aws["region"] or None)
+    service = CostService(cache_file=cache_file_for(settings.path.parent, aws["aws_profile"]),
+                          session=session, region=aws["region"] or None)
 
     def prompt_seconds() -> list[float]:
         if history is None:

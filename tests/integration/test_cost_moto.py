@@ -153,3 +153,14 @@ def test_cost_explorer_refusal_is_said_in_words(tmp_path: Path, monkeypatch: pyt
         stubber.add_client_error("get_cost_and_usage", "AccessDeniedException", "not authorized", 400)
         with pytest.raises(CostError, match="ce:GetCostAndUsage"):
             CostService(ce, cache_file=tmp_path / "c.json").report()
+
+
+def test_each_aws_profile_has_its_own_cache(tmp_path: Path) -> None:
+    """Profiles may be different accounts: one shared cache file showed the previous
+    account's spend for this one until the hour was up."""
+    from desktop.services.cost import cache_file_for
+
+    work, home = cache_file_for(tmp_path, "work"), cache_file_for(tmp_path, "home")
+    assert work != home and work.parent == home.parent == tmp_path
+    assert cache_file_for(tmp_path, None) == cache_file_for(tmp_path, "") != work
+    assert cache_file_for(tmp_path, "../evil/x").parent == tmp_path
