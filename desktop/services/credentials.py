@@ -40,10 +40,25 @@ def _usable_system_keyring() -> Any | None:
     backend = keyring.get_keyring()
     if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 0) <= 0:
         return None
+    chained = getattr(backend, "backends", None)
+    if chained:
+        # A chainer falls through to the next backend when one refuses, which could be a
+        # file; use the best backend that is not one, on its own.
+        safe = [b for b in chained if not _writes_plain_files(b)]
+        return max(safe, key=lambda b: getattr(b, "priority", 0)) if safe else None
+    if _writes_plain_files(backend):
+        return None
     chainer = getattr(backend, "backends", None)
     if chainer is not None and not chainer:
         return None
     return backend
+
+
+def _writes_plain_files(backend: Any) -> bool:
+    """keyrings.alt's backends (Debian and Ubuntu ship the package) keep secrets in a file
+    under the home folder, plain or with a guessable key: no better than the plain file the
+    refresh token must never be in."""
+    return type(backend).__module__.startswith("keyrings.alt")
 
 
 class CredentialStore:

@@ -7,7 +7,7 @@ import pytest
 from desktop.core import polling, wake
 from desktop.core.markdown import MarkdownRenderer
 from desktop.core.models import Budget, Compute, ComputeState, ServerStatus
-from desktop.services.credentials import CredentialStore, MemoryKeyring
+from desktop.services.credentials import SERVICE, CredentialStore, MemoryKeyring
 
 
 def test_prompt_interval_is_fast_while_streaming_and_backs_off_on_errors() -> None:
@@ -66,6 +66,38 @@ def test_credential_store_without_keyring_says_so(monkeypatch: pytest.MonkeyPatc
     assert "in memory only" in store.notice
     store.set("t", "v")
     assert store.get("t") == "v"
+
+
+def test_a_keyring_that_is_a_file_in_the_home_folder_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """keyrings.alt (installed by default on Debian/Ubuntu) stores secrets in a file."""
+    import keyring
+
+    plaintext = type("PlaintextKeyring", (MemoryKeyring,), {"__module__": "keyrings.alt.file"})()
+    monkeypatch.setattr(keyring, "get_keyring", lambda: plaintext)
+    store = CredentialStore()
+    assert not store.persistent and "in memory only" in store.notice
+
+    # Chained behind a real keyring, the file backend is dropped, so a refusal by the real
+    # one cannot fall through to it.
+    class SecretService:  # a real keyring: not a MemoryKeyring, so the store is persistent
+        priority = 5
+
+        def __init__(self) -> None:
+            self.items: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, name: str) -> str | None:
+            return self.items.get((service, name))
+
+        def set_password(self, service: str, name: str, value: str) -> None:
+            self.items[(service, name)] = value
+
+    real = SecretService()
+    chainer = type("ChainerBackend", (), {"backends": [real, plaintext], "priority": 10})()
+    monkeypatch.setattr(keyring, "get_keyring", lambda: chainer)
+    store = CredentialStore()
+    store.set("t", "v")
+    assert store.persistent and real.get_password(SERVICE, "t") == "v"
+    assert plaintext.get_password(SERVICE, "t") is None
 
 
 def test_credential_store_survives_a_refusing_keyring() -> None:
