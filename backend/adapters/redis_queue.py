@@ -126,6 +126,10 @@ class RedisQueue:
     def from_url(cls, url: str, **kwargs: Any) -> RedisQueue:
         """Connect lazily; `rediss://` gives TLS, as ElastiCache in-transit encryption needs."""
         options: dict[str, Any] = {}
+        if url.startswith("rediss://"):
+            # redis-py before 6.0 verified the chain but not the name (pyproject allows
+            # 5.x): without this, any certificate from a public CA would do.
+            options["ssl_check_hostname"] = True
         if url.startswith("rediss://") and os.environ.get("REDIS_CA_CERTS"):
             # ElastiCache's certificates chain to public CAs; a private CA bundle is for
             # self-hosted Redis (and the TLS test).

@@ -124,3 +124,11 @@ def test_secret_is_read_once_and_cached(aws_env: str, monkeypatch: pytest.Monkey
     assert secrets.get_secret("tinyllama/openai-cache-test", client=sm) == "sk-test"
     assert secrets.get_secret("tinyllama/openai-cache-test", client=sm) == "sk-test"
     assert calls == ["get"]
+
+
+def test_tls_checks_the_servers_name_whatever_redis_py_defaults_to() -> None:
+    """redis-py 5.x (which pyproject allows) checked the chain but not the host name."""
+    from backend.adapters.redis_queue import RedisQueue
+
+    kwargs = RedisQueue.from_url("rediss://:token@cache.example.internal:6379/0").r.connection_pool.connection_kwargs
+    assert kwargs["ssl_check_hostname"] is True and kwargs.get("ssl_cert_reqs", "required") == "required"
