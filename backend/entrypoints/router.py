@@ -20,7 +20,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 
-from backend.core.errors import InvalidRequest, TinyLlamaError, Unauthorized, Unavailable
+from backend.core.errors import Forbidden, InvalidRequest, TinyLlamaError, Unauthorized, Unavailable
 from backend.core.prompts import check_request_id, parse_json_body, parse_prompt
 
 log = logging.getLogger("tinyllama.router")
@@ -56,7 +56,9 @@ class Identity:
             scopes = claims.get("scope", "")
             scopes = scopes.split() if isinstance(scopes, str) else scopes if isinstance(scopes, list) else []
             if self.required_scope not in scopes:
-                raise Unauthorized(f"The token lacks the `{self.required_scope}` scope.")
+                # Signed in but not allowed: 403, as RFC 6750's insufficient_scope (and
+                # the verifier) say; a 401 would send the app to a pointless new sign-in.
+                raise Forbidden(f"The token lacks the `{self.required_scope}` scope.", code="insufficient_scope")
         return str(claims["sub"])
 
 

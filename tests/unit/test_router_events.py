@@ -173,8 +173,8 @@ def test_bad_identity_is_401(api: Api, claims: Any, method: str, path: str) -> N
 
 
 @pytest.mark.parametrize("scope", ["", "openid", "tinyllama/prompts:read", "tinyllama", "openid profile"])
-def test_missing_scope_is_401_when_required(api: Api, scope: str) -> None:
-    assert_error(*api.call("POST", "/prompts", BODY, claims={**ALICE, "scope": scope}), 401, "unauthorized")
+def test_missing_scope_is_403_when_required(api: Api, scope: str) -> None:
+    assert_error(*api.call("POST", "/prompts", BODY, claims={**ALICE, "scope": scope}), 403, "insufficient_scope")
     assert api.queue.depth() == 0
 
 
