@@ -111,11 +111,13 @@ def identity_from_env() -> Any:
 
 
 def mvp_from_env() -> Any:
-    if os.environ.get("DATA_BUCKET"):
-        from backend.adapters.s3_store import S3PromptLog
+    """The MVP echo's extras: the prompt log (DATA_BUCKET) and the OpenAI key (OPENAI_SECRET)."""
+    bucket, secret = os.environ.get("DATA_BUCKET"), os.environ.get("OPENAI_SECRET")
+    if not (bucket or secret):
+        return None
+    from backend.adapters.s3_store import MvpEcho, S3PromptLog
 
-        return S3PromptLog(os.environ["DATA_BUCKET"])
-    return None
+    return MvpEcho(S3PromptLog(bucket) if bucket else None, secret or None)
 
 
 def engine_from_env() -> Any:

@@ -11,18 +11,28 @@ import json
 import boto3
 import pytest
 
+from backend.adapters import secrets
 from backend.entrypoints import router
 from backend.entrypoints.gateway import make_event
-from tests.fixtures.aws import aws_env, moto_server  # noqa: F401
+
+# Not the stack's real `tinyllama-data-<account>` name: moto's server is shared by the
+# session and the infra test deploys that bucket.
+BUCKET = "tinyllama-data-router-mvp-test"
 
 
 @pytest.fixture
-def mvp_env(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> str:  # noqa: F811
+def mvp_env(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
     for name in ("REDIS_URL", "REDIS_HOST", "COGNITO_USER_POOL_ID"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws_env)
-    monkeypatch.setenv("DATA_BUCKET", "tinyllama-data-123456789012")
-    boto3.client("s3", endpoint_url=aws_env).create_bucket(Bucket="tinyllama-data-123456789012")
+    monkeypatch.setenv("DATA_BUCKET", BUCKET)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws_env)
+    monkeypatch.setenv("OPENAI_SECRET", "tinyllama/openai-mvp-test")
+    sm = boto3.client("secretsmanager", endpoint_url=aws_env)
+    if not sm.list_secrets(Filters=[{"Key": "name", "Values": ["tinyllama/openai-mvp-test"]}])["SecretList"]:
+        sm.create_secret(Name="tinyllama/openai-mvp-test", SecretString="sk-not-a-real-key")
+    secrets.clear_cache()
+    boto3.client("s3", endpoint_url=aws_env).create_bucket(Bucket=BUCKET)
     router._app_from_env.cache_clear()
     yield aws_env
     router._app_from_env.cache_clear()
@@ -34,7 +44,7 @@ def test_echo_stores_prompt_and_reply_in_the_bucket(mvp_env: str) -> None:
     assert result["statusCode"] == 200
     body = json.loads(result["body"])
     assert body["echo"] == "hello MVP"
-    obj = boto3.client("s3", endpoint_url=mvp_env).get_object(Bucket="tinyllama-data-123456789012",
+    obj = boto3.client("s3", endpoint_url=mvp_env).get_object(Bucket=BUCKET,
                                                                Key=body["stored"])
     stored = json.loads(obj["Body"].read())
     assert stored["prompt"] == "hello MVP" and stored["reply"] == "hello MVP"
@@ -49,3 +59,23 @@ def test_queue_routes_say_the_stack_has_no_queue(mvp_env: str) -> None:
                                 None)
         assert result["statusCode"] == 503
         assert json.loads(result["body"])["error"]["code"] == "no_queue"
+
+
+def test_openai_key_is_read_from_secrets_manager_once_and_never_echoed(mvp_env: str) -> None:
+    first = router.handler(make_event("POST", "/", {}, b"once", None, "127.0.0.1"), None)
+    # Take the secret away: a second invocation still has the key, so it was cached, not re-read.
+    boto3.client("secretsmanager", endpoint_url=mvp_env).delete_secret(
+        SecretId="tinyllama/openai-mvp-test", ForceDeleteWithoutRecovery=True)
+    second = router.handler(make_event("POST", "/", {}, b"twice", None, "127.0.0.1"), None)
+    for result in (first, second):
+        assert json.loads(result["body"])["openai_key"] == "configured"
+        assert "sk-not-a-real-key" not in result["body"]
+
+
+def test_unreadable_openai_key_still_echoes(mvp_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_SECRET", "tinyllama/no-such-secret")
+    router._app_from_env.cache_clear()
+    result = router.handler(make_event("POST", "/", {}, b"still here", None, "127.0.0.1"), None)
+    assert result["statusCode"] == 200
+    body = json.loads(result["body"])
+    assert body["echo"] == "still here" and body["openai_key"] == "unavailable"
