@@ -92,8 +92,12 @@ class Ec2Compute:
     def client(self) -> Any:
         if self._client is None:
             import boto3  # lazily: keeps importing this module cheap
+            from botocore.config import Config
 
-            self._client = boto3.client("ec2", region_name=self._region)
+            # Inside a 30 s API request: botocore's 60 s connect timeout with retries would
+            # outlast it when the egress path is down, and the app would see a bare 503.
+            config = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2})
+            self._client = boto3.client("ec2", region_name=self._region, config=config)
         return self._client
 
     def _region_name(self) -> str:
