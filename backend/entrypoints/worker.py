@@ -269,6 +269,7 @@ class Worker:
         params = json.loads(job["params"])
         started = float(job["started"])
         created = float(job["created"])
+        sharing_at_start = self._inflight_count()
         parts: list[str] = []
         first_token: float | None = None
         last_flush = 0.0
@@ -306,7 +307,7 @@ class Worker:
             "text": "".join(parts),
             "usage": usage,
             "finished": repr(finished),
-            "cost_usd": repr(round((finished - started) * self.price_per_s, 6)),
+            "cost_usd": repr(round(self._gpu_cost(finished - started, sharing_at_start), 6)),
             "finish_reason": (final.finish_reason if final else None) or "stop",
         }
         if first_token:
@@ -314,8 +315,19 @@ class Worker:
         if job.get("woke"):
             fields["wake_s"] = repr(round(started - created, 3))
         self._retry_redis(lambda: self.queue.finish(delivery, JobStatus.DONE, **fields))
-        self._done_tokens += usage["completion_tokens"] or 0
-        self._done_latency_ms.append((finished - created) * 1000)
+        with self._lock:
+            self._done_tokens += usage["completion_tokens"] or 0
+            self._done_latency_ms.append((finished - created) * 1000)
+
+    def _inflight_count(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+    def _gpu_cost(self, seconds: float, sharing_at_start: int) -> float:
+        """This answer's share of the GPU: its time divided by how many answers shared the
+        GPU meanwhile (vLLM batches them), estimated from the count at its start and end."""
+        sharing = (max(1, sharing_at_start) + max(1, self._inflight_count())) / 2
+        return seconds * self.price_per_s / sharing
 
     def _flush(self, delivery: Delivery, text: str, first_token: float | None) -> str | None:
         try:
@@ -337,8 +349,9 @@ class Worker:
                 time.sleep(backoff.next())
 
     def _emit_metrics(self) -> None:
-        latencies, self._done_latency_ms = self._done_latency_ms, []
-        tokens, self._done_tokens = self._done_tokens, 0
+        with self._lock:
+            latencies, self._done_latency_ms = self._done_latency_ms, []
+            tokens, self._done_tokens = self._done_tokens, 0
         values: dict[str, tuple[float, str]] = {
             "QueueDepth": (self.queue.depth(), "Count"),
             "Inflight": (len(self._inflight), "Count"),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from backend.adapters.engines import EchoEngine, EngineError
-from backend.adapters.redis_queue import GROUP, RedisQueue
+from backend.adapters.redis_queue import GROUP, Delivery, RedisQueue
 from backend.core.jobs import JobStatus
 from backend.core.ports import Chunk
 from backend.core.prompts import parse_prompt
@@ -350,3 +350,14 @@ def test_worker_survives_a_redis_restart(queue: RedisQueue, redis_server: Any,
     after = submit(queue, "after the restart")
     assert wait_status(queue, after, JobStatus.DONE, timeout=20)["text"] == "after the restart"
     assert running.thread.is_alive()
+
+
+def test_gpu_cost_is_shared_by_the_answers_batched_together(queue: RedisQueue) -> None:
+    worker = Worker(queue, EchoEngine(), gpu_price_per_hour_usd=3600.0)  # $1 a GPU-second
+    worker._inflight = {f"{i}-0": Delivery(f"{i}-0", f"r{i}") for i in range(4)}
+    # Four answers shared the GPU from start to end: each pays a quarter of its 2 seconds.
+    assert worker._gpu_cost(2.0, sharing_at_start=4) == pytest.approx(0.5)
+    worker._inflight = {}
+    # Alone at the end (the others finished first): the mean of 4 and 1 shares it.
+    assert worker._gpu_cost(2.0, sharing_at_start=4) == pytest.approx(2.0 / 2.5)
+    assert worker._gpu_cost(2.0, sharing_at_start=1) == pytest.approx(2.0)
