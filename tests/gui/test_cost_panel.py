@@ -14,11 +14,11 @@ from typing import Any
 
 import boto3
 import pytest
-import requests
 
 from desktop.qt.runner import Runner
 from desktop.services.cost import CostService
 from desktop.views.cost_panel import CostPanel
+from tests.fixtures.aws import inject_cost_and_usage
 from tests.gui.conftest import save_screenshot
 
 DAILY_FIXED = {"Amazon ElastiCache": 0.20, "Amazon Elastic Compute Cloud - Compute": 0.10,
@@ -78,8 +78,7 @@ def open_panel(qtbot: Any, service: CostService, runner: Runner, **kwargs: Any) 
 
 def test_an_hour_of_the_app_open_costs_one_cost_explorer_request(qtbot: Any, endpoint: str, runner: Runner,
                                                                  tmp_path: Path) -> None:
-    requests.post(f"{endpoint}/moto-api/static/ce/cost-and-usage-results",
-                  json={"results": [month_of_results(2033, 2, 10)]}, timeout=10)
+    inject_cost_and_usage(endpoint, month_of_results(2033, 2, 10))
     ce, sent = counted_ce(endpoint)
     clock = Clock(datetime(2033, 2, 10, 9, 0, tzinfo=UTC))
     cache = tmp_path / "cost.json"
@@ -122,7 +121,7 @@ def test_panel_shows_month_budget_live_estimate_and_guard(qtbot: Any, endpoint: 
     clock = Clock(launched + timedelta(minutes=30))
     today = datetime.fromtimestamp(clock.now, UTC)
     month = month_of_results(today.year, today.month, today.day)
-    requests.post(f"{endpoint}/moto-api/static/ce/cost-and-usage-results", json={"results": [month]}, timeout=10)
+    inject_cost_and_usage(endpoint, month)
     total = sum(float(g["Metrics"]["UnblendedCost"]["Amount"]) for r in month["ResultsByTime"] for g in r["Groups"])
     actual = round(total - 0.8, 2)  # Budgets lag Cost Explorer a little
     forecast = round(total / today.day * 30, 2)

@@ -15,10 +15,10 @@ from typing import Any
 
 import boto3
 import pytest
-import requests
 
 from backend.core import pricing
 from desktop.services.cost import CostError, CostService
+from tests.fixtures.aws import inject_cost_and_usage
 
 
 @pytest.fixture(autouse=True)
@@ -45,12 +45,6 @@ def day(date: str, amounts: dict[str, float]) -> dict[str, Any]:
                        for service, usd in amounts.items()]}
 
 
-def inject(endpoint: str, *results: dict[str, Any]) -> None:
-    response = requests.post(f"{endpoint}/moto-api/static/ce/cost-and-usage-results",
-                             json={"results": list(results)}, timeout=10)
-    assert response.status_code == 201
-
-
 def counted_ce(endpoint: str) -> tuple[Any, list[str]]:
     """A CE client whose every request to the server is recorded (each costs $0.01 on AWS)."""
     client = boto3.client("ce", region_name="us-east-1", endpoint_url=endpoint)
@@ -60,7 +54,7 @@ def counted_ce(endpoint: str) -> tuple[Any, list[str]]:
 
 
 def test_month_to_date_by_service_and_day_from_cost_explorer(aws_env: str, tmp_path: Path) -> None:
-    inject(aws_env, {"ResultsByTime": [
+    inject_cost_and_usage(aws_env, {"ResultsByTime": [
         day("2031-03-01", {"Amazon ElastiCache": 0.38, "Amazon Elastic Compute Cloud - Compute": 0.10}),
         day("2031-03-02", {"Amazon ElastiCache": 0.38, "Amazon Elastic Compute Cloud - Compute": 2.10,
                            "AWS Secrets Manager": 0.01}),
@@ -89,7 +83,7 @@ def test_month_to_date_by_service_and_day_from_cost_explorer(aws_env: str, tmp_p
 
 
 def test_cache_of_last_month_is_not_used(aws_env: str, tmp_path: Path) -> None:
-    inject(aws_env, {"ResultsByTime": [day("2031-04-30", {"Amazon ElastiCache": 0.5})]},
+    inject_cost_and_usage(aws_env, {"ResultsByTime": [day("2031-04-30", {"Amazon ElastiCache": 0.5})]},
            {"ResultsByTime": [day("2031-05-01", {"Amazon ElastiCache": 0.4})]})
     ce, sent = counted_ce(aws_env)
     clock = Clock(datetime(2031, 4, 30, 23, 50, tzinfo=UTC))
@@ -126,7 +120,7 @@ def test_live_estimate_adds_gpu_hours_since_the_fetch(aws_env: str, tmp_path: Pa
     instance = ec2.run_instances(ImageId=image, InstanceType="g4dn.xlarge", MinCount=1, MaxCount=1)["Instances"][0]
     launched = instance["LaunchTime"].timestamp()
     clock = Clock(datetime.fromtimestamp(launched + 2 * 3600, UTC))
-    inject(aws_env, {"ResultsByTime": [day(datetime.fromtimestamp(launched, UTC).strftime("%Y-%m-%d"),
+    inject_cost_and_usage(aws_env, {"ResultsByTime": [day(datetime.fromtimestamp(launched, UTC).strftime("%Y-%m-%d"),
                                            {"Amazon ElastiCache": 1.0})]})
     service = CostService(boto3.client("ce", region_name="us-east-1"), ec2_client=ec2,
                           cache_file=tmp_path / "c.json", clock=clock)
