@@ -223,7 +223,7 @@ class RedisQueue:
     def read(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
         """New entries for this consumer, waiting up to `block_ms` for one."""
         try:
-            reply = self.r.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms)
+            reply: Any = self.r.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -257,7 +257,8 @@ class RedisQueue:
         """Reset the idle time of entries this worker is still working on, so that a
         long answer is not mistaken for a dead worker's."""
         if entry_ids:
-            self.r.xclaim(self.stream, GROUP, consumer, min_idle_time=0, message_ids=entry_ids, justid=True)
+            ids: list[Any] = list(entry_ids)
+            self.r.xclaim(self.stream, GROUP, consumer, min_idle_time=0, message_ids=ids, justid=True)
 
     def ack(self, entry_id: str) -> None:
         with self.r.pipeline(transaction=True) as pipe:
