@@ -56,15 +56,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(pricing.format_estimate(result, f"TinyLlama {args.template}, {args.profile} profile"))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the subcommand on its own (for `python -m backend.entrypoints.cost_cli`)."""
-    parser = argparse.ArgumentParser(prog="tinyllama")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -181,15 +181,3 @@ def _delete(deployer: Any, args: argparse.Namespace, say: Callable[[str], None],
     if data_bucket and args.empty_data_bucket:
         say(f"Emptied {data_bucket}: {deployer.empty_bucket(data_bucket)} objects removed")
     return _follow(deployer, deployer.execute(review), args, say)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the subcommand on its own (`python -m backend.entrypoints.deploy_cli`)."""
-    parser = argparse.ArgumentParser(prog="tinyllama")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from backend.core import pricing
-from backend.entrypoints import cost_cli
+from backend.entrypoints import cli
 from tests.infra.conftest import INFRA, load_template
 
 # By hand: price × 730 hours (or × GB), rounded to cents per line as the bill shows it.
@@ -78,14 +78,14 @@ def test_text_names_region_date_and_every_line() -> None:
 
 
 def test_command_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cost_cli.main(["cost-estimate", "--profile", "cheap", "-p", "CreateDashboard=true", "--json"]) == 0
+    assert cli.main(["cost-estimate", "--profile", "cheap", "-p", "CreateDashboard=true", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["idle_monthly_usd"] == pytest.approx(21.93 + DASHBOARD, abs=0.005)
     assert out["region"] == "us-east-1"
 
 
 def test_command_explains_a_bad_value(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cost_cli.main(["cost-estimate", "-p", "RedisMode=memcached"]) == 2
+    assert cli.main(["cost-estimate", "-p", "RedisMode=memcached"]) == 2
     assert "RedisMode" in capsys.readouterr().out
 
 

@@ -6,7 +6,6 @@ Error shapes the local stack cannot produce (a proxy's 503 page, API Gateway's o
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +22,7 @@ from desktop.core.errors import (
 )
 from desktop.core.models import ComputeState
 from desktop.services.api import ApiClient
+from tests.helpers import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +32,7 @@ def stack() -> Iterator[LocalStack]:
 
 
 def _wait_done(api: ApiClient, rid: str, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = api.prompt(rid)
-        if state.terminal:
-            return state
-        time.sleep(0.05)  # a plain polling loop outside Qt; GUI tests wait on signals
-    raise AssertionError("prompt did not finish")
+    return wait_until(lambda: (state := api.prompt(rid)).terminal and state, timeout, message="the prompt to finish")
 
 
 def test_submit_poll_and_status(stack: LocalStack) -> None:
