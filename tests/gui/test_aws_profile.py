@@ -7,21 +7,16 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
 from backend.entrypoints.local import LocalStack
 from desktop.app import App
 from desktop.core.paths import AppPaths
 from desktop.services.credentials import CredentialStore, MemoryKeyring
-from tests.fixtures.aws import REGION, aws_env, make_cognito_user, moto_server  # noqa: F401
+from tests.fixtures.aws import REGION, CognitoUser
 
 
 @pytest.fixture
-def cognito_stack(aws_env: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]  # noqa: F811
-    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", aws_env)
-    user = make_cognito_user(aws_env)
-    jwks = requests.get(f"{aws_env}/{user.pool_id}/.well-known/jwks.json", timeout=5).text
-    monkeypatch.setenv("COGNITO_JWKS", jwks)
+def cognito_stack(user: CognitoUser):  # type: ignore[no-untyped-def]
     with LocalStack(engine="echo", echo_delay_s=0.01,
                     cognito=(REGION, user.pool_id, user.client_id)) as stack:
         yield user, stack

@@ -160,13 +160,8 @@ def test_panel_shows_month_budget_live_estimate_and_guard(qtbot: Any, endpoint: 
     save_screenshot(panel, "cost_panel.png")
 
 
-def test_no_credentials_are_said_in_words(qtbot: Any, runner: Runner, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+@pytest.mark.usefixtures("no_aws_credentials")
+def test_no_credentials_are_said_in_words(qtbot: Any, runner: Runner, tmp_path: Path) -> None:
     panel = open_panel(qtbot, CostService(cache_file=tmp_path / "c.json"), runner, budget_prefix="tinyllama")
     assert "No AWS credentials for Cost Explorer" in panel.errors.text()
     assert panel.total.text() == "Month to date: not fetched yet"

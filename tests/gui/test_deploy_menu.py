@@ -3,7 +3,6 @@ and the wizard's "sign in now" reaches the window (the app then switches to AWS)
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,13 +29,8 @@ def test_menu_opens_the_wizard_and_passes_sign_in_on(qtbot: Any, open_window: An
     wizard.reject()
 
 
-def test_menu_opens_the_cost_panel(qtbot: Any, open_window: Any, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+@pytest.mark.usefixtures("no_aws_credentials")
+def test_menu_opens_the_cost_panel(qtbot: Any, open_window: Any) -> None:
     window = open_window().window
     window.settings.set("aws.aws_profile", "removed-since")  # a profile no longer in ~/.aws
     action(window, "Costs…").trigger()

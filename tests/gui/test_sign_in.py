@@ -9,32 +9,15 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import requests
 from PySide6.QtCore import Qt
 
 from desktop.qt.runner import Runner
 from desktop.services.auth import CognitoAuth
 from desktop.services.credentials import CredentialStore, MemoryKeyring
 from desktop.views.sign_in_dialog import SignInDialog
-from tests.fixtures.aws import (  # noqa: F401
-    REGION,
-    CognitoUser,
-    aws_env,
-    cognito_client,
-    make_cognito_user,
-    moto_server,
-)
+from tests.fixtures.aws import REGION, CognitoUser, cognito_client
 from tests.gui.conftest import save_screenshot
 from tests.unit.test_desktop_auth import stubbed_cognito
-
-
-@pytest.fixture
-def user(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> CognitoUser:  # noqa: F811
-    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", aws_env)
-    made = make_cognito_user(aws_env)
-    jwks = requests.get(f"{aws_env}/{made.pool_id}/.well-known/jwks.json", timeout=5).text
-    monkeypatch.setenv("COGNITO_JWKS", jwks)
-    return made
 
 
 @pytest.fixture
@@ -63,7 +46,7 @@ def test_sign_in_happy_path(qtbot, user: CognitoUser, runner: Runner) -> None:  
     assert dialog._auth.signed_in and dialog._auth.username == user.username
 
 
-def test_new_password_challenge(qtbot, user: CognitoUser, runner: Runner, aws_env: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_new_password_challenge(qtbot, user: CognitoUser, runner: Runner, aws_env: str) -> None:  # type: ignore[no-untyped-def]
     name = f"invited-{uuid.uuid4().hex[:6]}"
     cognito_client(aws_env).admin_create_user(
         UserPoolId=user.pool_id, Username=name, TemporaryPassword="Temp-Pass-1!",

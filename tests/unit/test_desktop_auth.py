@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import requests
 
 from desktop.core.errors import (
     NetworkError,
@@ -23,23 +22,7 @@ from desktop.core.errors import (
 )
 from desktop.services.auth import CognitoAuth
 from desktop.services.credentials import CredentialStore, MemoryKeyring
-from tests.fixtures.aws import (  # noqa: F401
-    REGION,
-    CognitoUser,
-    aws_env,
-    cognito_client,
-    make_cognito_user,
-    moto_server,
-)
-
-
-@pytest.fixture
-def user(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> CognitoUser:  # noqa: F811
-    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", aws_env)
-    made = make_cognito_user(aws_env)
-    jwks = requests.get(f"{aws_env}/{made.pool_id}/.well-known/jwks.json", timeout=5).text
-    monkeypatch.setenv("COGNITO_JWKS", jwks)
-    return made
+from tests.fixtures.aws import REGION, CognitoUser, cognito_client
 
 
 def _auth(user: CognitoUser, store: CredentialStore, **kw: object) -> CognitoAuth:
@@ -69,7 +52,7 @@ def test_token_is_refreshed_silently_before_expiry(user: CognitoUser) -> None:
     assert second and second != first
 
 
-def test_new_password_challenge(user: CognitoUser, aws_env: str) -> None:  # noqa: F811
+def test_new_password_challenge(user: CognitoUser, aws_env: str) -> None:
     name = f"invited-{uuid.uuid4().hex[:6]}"
     cognito_client(aws_env).admin_create_user(
         UserPoolId=user.pool_id, Username=name, TemporaryPassword="Temp-Pass-1!",
