@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -69,13 +70,8 @@ class HistoryStore:
         conv = Conversation(id=0, title=title, created_at=now, updated_at=now)
         for key, value in settings.items():
             setattr(conv, key, value)
-        cols = [c for c in _CONV_COLS if c != "id"]
         with self._db:
-            cur = self._db.execute(
-                f"INSERT INTO conversations ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                [getattr(conv, c) for c in cols],
-            )
-        conv.id = int(cur.lastrowid or 0)
+            conv.id = self._insert("conversations", _CONV_COLS, conv)
         return conv
 
     def conversation(self, conv_id: int) -> Conversation | None:
@@ -112,6 +108,16 @@ class HistoryStore:
         with self._db:
             self._db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conv_id))
 
+    def _insert(self, table: str, columns: Sequence[str], row: object) -> int:
+        """INSERT `row`'s attributes (all `columns` but the id); the new id. Call inside a
+        transaction (`with self._db`)."""
+        cols = [c for c in columns if c != "id"]
+        cur = self._db.execute(
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [getattr(row, c) for c in cols],
+        )
+        return int(cur.lastrowid or 0)
+
     def delete(self, conv_id: int) -> None:
         with self._db:
             self._db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,))
@@ -123,16 +129,11 @@ class HistoryStore:
                           created_at=time.time())
         for key, value in extra.items():
             setattr(msg, key, value)
-        cols = [c for c in _MSG_COLS if c != "id"]
         with self._db:
-            cur = self._db.execute(
-                f"INSERT INTO messages ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                [getattr(msg, c) for c in cols],
-            )
+            msg.id = self._insert("messages", _MSG_COLS, msg)
             self._db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (msg.created_at, conv_id)
             )
-        msg.id = int(cur.lastrowid or 0)
         return msg
 
     def update_message(self, msg: ChatMessage) -> None:
