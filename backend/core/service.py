@@ -67,6 +67,7 @@ class PromptService:
         budget: Budget = Budget(),
         clock: Any = time.time,
         default_wake_s: float = DEFAULT_WAKE_ETA_S,
+        describe_ttl_s: float = 0.0,
     ):
         self.queue = queue
         self.compute = compute
@@ -74,6 +75,10 @@ class PromptService:
         self.budget = budget
         self.clock = clock
         self.default_wake_s = default_wake_s
+        # Every poll of every client asks for the machine's state; on EC2 that is an API
+        # call (rate-limited, ~100 ms), so a Lambda instance reuses an answer this young.
+        self.describe_ttl_s = describe_ttl_s
+        self._described: tuple[float, MachineStatus] | None = None
 
     def submit(self, owner: str, prompt: PromptRequest) -> dict[str, Any]:
         """Enqueue; wake the GPU if it sleeps. 202 body of the contract."""
@@ -98,6 +103,7 @@ class PromptService:
         if compute["state"] == ComputeState.STOPPED:
             self.queue.wake_started()
             result = self.compute.start()
+            self._described = None
             log.info("wake requested: %s", result)
             compute = self.compute_status()
         return compute
@@ -123,7 +129,7 @@ class PromptService:
 
     def compute_status(self) -> dict[str, Any]:
         """The machine's state combined with the worker's heartbeat, with a wake ETA."""
-        machine = self.compute.describe()
+        machine = self._describe()
         beats = self.queue.workers()
         now = self.clock()
         fresh = [b for b in beats if now - b.get("ts", 0) < HEARTBEAT_STALE_S]
@@ -163,6 +169,14 @@ class PromptService:
             "wakes_measured": len(history),
             "worker": worker,
         }
+
+    def _describe(self) -> MachineStatus:
+        now = time.monotonic()
+        if self._described and now - self._described[0] < self.describe_ttl_s:
+            return self._described[1]
+        machine = self.compute.describe()
+        self._described = (now, machine)
+        return machine
 
     def status(self) -> dict[str, Any]:
         """`GET /status`."""

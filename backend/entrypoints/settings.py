@@ -91,7 +91,8 @@ def service_from_env() -> PromptService | None:
         return None
     queue = queue_from_env()
     budget = Budget(_float("BUDGET_WARNING_USD"), _float("BUDGET_HARD_CAP_USD"))
-    return PromptService(queue, compute_from_env(), spend_from_env(queue), budget)
+    return PromptService(queue, compute_from_env(), spend_from_env(queue), budget,
+                         describe_ttl_s=float(os.environ.get("DESCRIBE_TTL_S", "2")))
 
 
 def identity_from_env() -> Any:

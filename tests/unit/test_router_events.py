@@ -389,3 +389,28 @@ def test_a_base64_flagged_body_that_is_not_base64_is_400(api: Api, method: str, 
     bad["isBase64Encoded"], bad["body"] = True, "!!!x"
     result = api.app.resolve(bad, None)
     assert_error(result["statusCode"], json.loads(result["body"]), 400, "invalid_request")
+
+
+class CountingCompute(FakeCompute):
+    def __init__(self, state: str = "running"):
+        super().__init__(state)
+        self.describes = 0
+
+    def describe(self) -> MachineStatus:
+        self.describes += 1
+        return super().describe()
+
+
+def test_polls_reuse_a_young_machine_state_and_a_wake_refreshes_it(queue: RedisQueue) -> None:
+    compute = CountingCompute("stopped")
+    service = PromptService(queue, compute, StaticSpend(None), Budget(), describe_ttl_s=60.0)
+    api = Api(queue, compute, service, Identity(required_scope=SCOPE))
+    status, body = api.call("POST", "/prompts", BODY)
+    assert status == 202 and compute.starts == 1
+    # The wake dropped the cached 'stopped', so the answer already says it is starting.
+    assert body["compute"]["state"] == "starting"
+    described = compute.describes
+    for _ in range(5):
+        assert api.call("GET", f"/prompts/{body['request_id']}")[0] == 200
+        assert api.call("GET", "/status")[0] == 200
+    assert compute.describes == described  # ten polls, no further EC2 call
