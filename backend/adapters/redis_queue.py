@@ -8,7 +8,7 @@ Keys (all under one prefix, default `tl`):
 - `tl:gone:{id}`       The owner of a request whose result has expired, so that its owner
                        gets `expired` rather than a bare 404.
 - `tl:idem:{owner}:{key}` Idempotency key → request id (`SET NX EX`).
-- `tl:hb:{worker}`     Worker heartbeat (JSON), with a TTL.
+- `tl:hb:{worker}`     Worker heartbeat (JSON), with a TTL; `tl:hb` is the set of names.
 - `tl:wake`            Hash of the wake in progress: requested, running, ready (unix time).
 - `tl:wakes`           List of past wakes (JSON of their phases), newest first.
 
@@ -321,15 +321,29 @@ class RedisQueue:
 
     # -- heartbeats and wakes -------------------------------------------------------------
     def heartbeat(self, worker: str, info: dict[str, Any], ttl_s: float) -> None:
-        self.r.set(f"{self.prefix}:hb:{worker}", json.dumps({**info, "ts": time.time()}), px=int(ttl_s * 1000))
+        """A beat that expires by itself; the `tl:hb` set names the workers, so reading
+        them is two commands, not a SCAN of the keyspace on every poll."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.set(f"{self.prefix}:hb:{worker}", json.dumps({**info, "ts": time.time()}), px=int(ttl_s * 1000))
+            pipe.sadd(f"{self.prefix}:hb", worker)
+            pipe.execute()
 
     def clear_heartbeat(self, worker: str) -> None:
-        self.r.delete(f"{self.prefix}:hb:{worker}")
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.delete(f"{self.prefix}:hb:{worker}")
+            pipe.srem(f"{self.prefix}:hb", worker)
+            pipe.execute()
 
     def workers(self) -> list[dict[str, Any]]:
-        """Heartbeats of live workers, freshest first."""
-        keys = list(self.r.scan_iter(match=f"{self.prefix}:hb:*", count=100))
-        beats = [json.loads(v) for v in self.r.mget(keys) if v] if keys else []
+        """Heartbeats of live workers, freshest first (names whose beat expired are dropped)."""
+        names = [_decode(n) for n in self.r.smembers(f"{self.prefix}:hb")]
+        if not names:
+            return []
+        values = self.r.mget([f"{self.prefix}:hb:{n}" for n in names])
+        gone = [n for n, v in zip(names, values, strict=True) if v is None]
+        if gone:
+            self.r.srem(f"{self.prefix}:hb", *gone)
+        beats = [json.loads(v) for v in values if v]
         return sorted(beats, key=lambda b: b.get("ts", 0), reverse=True)
 
     def wake_started(self) -> bool:

@@ -395,3 +395,10 @@ def test_ping_says_unavailable_when_redis_is_down(queue: RedisQueue, redis_serve
         queue.ping()
     with pytest.raises(redis.RedisError):
         queue.depth()
+
+
+def test_a_dead_workers_beat_expires_and_its_name_is_dropped(queue: RedisQueue) -> None:
+    queue.heartbeat("alive", {"engine": "echo"}, ttl_s=30)
+    queue.heartbeat("dead", {"engine": "vllm"}, ttl_s=0.001)
+    wait_until(lambda: [b["engine"] for b in queue.workers()] == ["echo"], 5, message="the dead beat to expire")
+    assert {n.decode() for n in queue.r.smembers(f"{queue.prefix}:hb")} == {"alive"}
