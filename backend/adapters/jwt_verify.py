@@ -6,19 +6,21 @@ verifier itself (DESIGN.md, "Cognito tokens"). The checklist, in order:
 
 1. a `Bearer` token of sane size that parses as a JWT;
 2. header `alg` is exactly RS256 (no `none`, no HS256 "key confusion", nothing else);
-3. header `kid` names a key of the pool's JWKS, fetched once and cached for `jwks_ttl_s`;
-   an unknown `kid` (key rotation) refetches the JWKS at most once per 60 s, then the
-   token is rejected;
+3. header `kid` names a key of the pool's JWKS, which PyJWT's `PyJWKClient` fetches and
+   caches for `jwks_ttl_s`; an unknown `kid` (key rotation) refetches the JWKS at most
+   once per 60 s (its cooldown), then the token is rejected. Keys that are not RS256
+   signing keys of at least 2048 bits do not count;
 4. the RS256 signature, then `iss`, `exp`, `nbf`, `iat` (with a small leeway);
 5. `token_use` is the one the route wants; access tokens carry `client_id` (no `aud`),
    id tokens carry `aud` — either must be our app client;
 6. the route's scopes are all in the space-separated `scope` claim.
 
-Every failure raises `Unauthorized` with a message the app can show as it is; a missing
-scope is `Unauthorized` too, but with HTTP status 403 and code `insufficient_scope`
-(RFC 6750: the person is signed in, just not allowed). When the JWKS cannot be fetched
-at all the error is `Unavailable` (503): the token may well be fine, and answering 401
-would send the app to a pointless new sign-in.
+Steps 5 and 6 are `backend.core.identity`'s rules, the same the router applies to the
+authorizer's claims. Every failure raises `Unauthorized` with a message the app can show
+as it is; a missing scope is `Forbidden` (a kind of `Unauthorized`, HTTP 403, code
+`insufficient_scope`: RFC 6750, the person is signed in, just not allowed). When the JWKS
+cannot be fetched the error is `Unavailable` (503): the token may well be fine, and
+answering 401 would send the app to a pointless new sign-in.
 
 Where the keys come from, first match wins:
 
@@ -44,25 +46,27 @@ is on the loopback interface.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
-from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from backend.core.errors import Unauthorized, Unavailable
+from backend.core.identity import (
+    MSG_ID_ON_ACCESS,
+    MSG_SCOPE,
+    MSG_TOKEN_USE,
+    check_scopes,
+    check_token_use,
+)
 
 __all__ = [
     "CognitoVerifier",
-    "HttpGet",
     "bearer_token",
     "claims_from_bearer",
 ]
@@ -72,17 +76,10 @@ log = logging.getLogger(__name__)
 ALGORITHM = "RS256"
 #: Cognito tokens are 1-4 KB (more with many groups); anything far larger is not one.
 MAX_TOKEN_CHARS = 16 * 1024
-MAX_JWKS_BYTES = 256 * 1024
 MIN_RSA_BITS = 2048
 #: An unknown `kid` refetches the JWKS at most this often (aws-jwt-verify's penalty box).
 UNKNOWN_KID_REFETCH_S = 60.0
-#: When a due refresh fails, the cached keys are kept and the fetch retried this much later.
-STALE_RETRY_S = 60.0
-JWKS_TIMEOUT_S = (3.05, 5.0)  # connect, read
-
-#: `http_get(url)` returns the parsed JSON document at `url`; any exception means "could
-#: not fetch". Injected for tests or another HTTP stack; the default uses `requests`.
-HttpGet = Callable[[str], Any]
+JWKS_TIMEOUT_S = 5.0
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _POOL_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+_[0-9A-Za-z]+$")
@@ -90,7 +87,8 @@ _CLIENT_RE = re.compile(r"^[\w+]{1,128}$")
 _LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 _TRUE = {"1", "true", "yes", "on"}
 
-# The messages people read. One place, so the tests and the app agree on them.
+# The messages people read. One place, so the tests and the app agree on them (the
+# token_use and scope ones are `backend.core.identity`'s, re-exported here).
 MSG_NO_TOKEN = "You are not signed in; sign in to continue."
 MSG_BAD_HEADER = "The sign-in header is not in the form 'Bearer <token>'; sign in again."
 MSG_MALFORMED = "The sign-in token is damaged or not a sign-in token at all; sign in again."
@@ -103,33 +101,14 @@ MSG_NOT_YET = "The sign-in token is not valid yet; check that this computer's cl
 MSG_ISSUER = "The sign-in token comes from a different user pool; sign in again."
 MSG_CLIENT = "The sign-in token was issued to a different app; sign in again."
 MSG_MISSING_CLAIM = "The sign-in token lacks its '{claim}' claim; sign in again."
-MSG_ID_ON_ACCESS = "This request needs an access token, but an id token was sent."
-MSG_TOKEN_USE = "This request needs an {want} token, but the token sent is not one."
-MSG_SCOPE = "Your sign-in does not allow this: it lacks the '{scope}' permission."
 MSG_INVALID = "The sign-in token is not valid; sign in again."
 MSG_JWKS_DOWN = "Sign-in can't be checked right now (the user pool's keys are out of reach)."
+__all__ += ["MSG_ID_ON_ACCESS", "MSG_SCOPE", "MSG_TOKEN_USE"]
 
 
 def _reject(message: str, reason: str, **kwargs: Any) -> Unauthorized:
     log.info("token rejected: %s", reason)
     return Unauthorized(message, **kwargs)
-
-
-def _requests_get_json(url: str) -> Any:
-    import requests  # lazily: keeps the router's cold start small
-
-    with requests.get(
-        url,
-        timeout=JWKS_TIMEOUT_S,
-        allow_redirects=False,
-        headers={"Accept": "application/json"},
-        stream=True,
-    ) as resp:
-        resp.raise_for_status()
-        body = resp.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
-    if len(body) > MAX_JWKS_BYTES:
-        raise ValueError(f"JWKS at {url} is larger than {MAX_JWKS_BYTES} bytes")
-    return json.loads(body)
 
 
 def _check_url(url: str) -> str:
@@ -151,36 +130,15 @@ def _endpoint_override() -> str | None:
     return None
 
 
-def _parse_jwks(document: Any) -> dict[str, RSAPublicKey]:
-    """The usable RS256 signing keys of a JWKS document, by `kid`."""
-    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
-        raise ValueError("not a JWKS document (no 'keys' list)")
-    keys: dict[str, RSAPublicKey] = {}
-    for jwk in document["keys"]:
-        if not isinstance(jwk, Mapping):
-            continue
-        kid = jwk.get("kid")
-        if (
-            not isinstance(kid, str)
-            or jwk.get("kty") != "RSA"
-            or jwk.get("use", "sig") != "sig"
-            or jwk.get("alg", ALGORITHM) != ALGORITHM
-        ):
-            continue
-        try:
-            key = RSAAlgorithm.from_jwk(dict(jwk))
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
-            log.warning("skipping JWKS key %r: %s", kid, exc)
-            continue
-        if isinstance(key, RSAPrivateKey):  # a JWKS with private fields: use its public half
-            key = key.public_key()
-        if key.key_size < MIN_RSA_BITS:
-            log.warning("skipping JWKS key %r: %d-bit RSA is too weak", kid, key.key_size)
-            continue
-        keys[kid] = key
-    if not keys:
-        raise ValueError("the JWKS holds no usable RS256 key")
-    return keys
+def _usable(jwk: jwt.PyJWK) -> bool:
+    """An RS256 signing key strong enough to trust (a JWKS may hold others)."""
+    key = jwk.key
+    return (
+        jwk.key_type == "RSA"
+        and jwk.algorithm_name == ALGORITHM
+        and isinstance(key, RSAPublicKey)
+        and key.key_size >= MIN_RSA_BITS
+    )
 
 
 class CognitoVerifier:
@@ -188,8 +146,8 @@ class CognitoVerifier:
 
     `token_use` is "access" (API routes) or "id". `required_scope` is a scope or an
     iterable of scopes, all of which the access token's `scope` claim must hold; a string
-    with spaces is several scopes. `clock` (monotonic seconds) drives the JWKS cache only;
-    token times are checked against the wall clock.
+    with spaces is several scopes. The JWKS is PyJWT's `PyJWKClient`, which caches the key
+    set for `jwks_ttl_s` (monotonic time) and keeps it when a refresh fails.
     """
 
     def __init__(
@@ -201,11 +159,9 @@ class CognitoVerifier:
         token_use: str = "access",
         required_scope: str | Iterable[str] | None = None,
         jwks_url: str | None = None,
-        http_get: HttpGet | None = None,
         jwks_ttl_s: float = 3600,
         issuer: str | None = None,
         leeway_s: float = 5,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not _REGION_RE.match(region):
             raise ValueError(f"not an AWS region: {region!r}")
@@ -226,18 +182,17 @@ class CognitoVerifier:
         self.client_id = client_id
         self.token_use = token_use
         self.leeway_s = leeway_s
-        self.jwks_ttl_s = jwks_ttl_s
         self.issuer = issuer or f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
 
-        self._static_jwks: dict[str, RSAPublicKey] | None = None
+        self._static_jwks: jwt.PyJWKSet | None = None
         self.jwks_url: str | None = None
         env_jwks = os.environ.get("COGNITO_JWKS", "").strip()
         if jwks_url:
             self.jwks_url = _check_url(jwks_url)
         elif env_jwks.startswith("{"):
             try:
-                self._static_jwks = _parse_jwks(json.loads(env_jwks))
-            except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                self._static_jwks = jwt.PyJWKSet.from_json(env_jwks)
+            except (jwt.PyJWTError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
                 raise ValueError(f"COGNITO_JWKS is not a usable JWKS document: {exc}") from None
         elif env_jwks:
             self.jwks_url = _check_url(env_jwks)
@@ -246,12 +201,15 @@ class CognitoVerifier:
         else:
             self.jwks_url = f"{self.issuer}/.well-known/jwks.json"
 
-        self._http_get: HttpGet = http_get or _requests_get_json
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._keys: dict[str, RSAPublicKey] | None = self._static_jwks
-        self._refresh_due = 0.0  # clock time after which the cached keys are refetched
-        self._last_fetch: float | None = None  # clock time of the last fetch attempt
+        self._jwks: jwt.PyJWKClient | None = None
+        if self.jwks_url is not None:
+            self._jwks = jwt.PyJWKClient(
+                self.jwks_url,
+                lifespan=jwks_ttl_s,
+                cooldown_duration=UNKNOWN_KID_REFETCH_S,
+                timeout=JWKS_TIMEOUT_S,
+                headers={"Accept": "application/json"},
+            )
 
     def __repr__(self) -> str:
         return (
@@ -259,38 +217,30 @@ class CognitoVerifier:
             f"token_use={self.token_use!r}, jwks={self.jwks_url or 'COGNITO_JWKS'!r})"
         )
 
-    # -- keys ---------------------------------------------------------------------------
-
-    def _fetch(self, now: float) -> None:
-        """Refresh the cached keys; keep stale ones if the fetch fails and there are some."""
-        assert self.jwks_url is not None
-        self._last_fetch = now
-        try:
-            keys = _parse_jwks(self._http_get(self.jwks_url))
-        except Exception as exc:  # any failure of the injected getter or the document
-            log.warning("could not fetch the JWKS at %s: %s", self.jwks_url, exc)
-            if self._keys is None:
+    def _key_for(self, kid: str) -> jwt.PyJWK:
+        if self._jwks is None:
+            assert self._static_jwks is not None
+            try:
+                key = self._static_jwks[kid]
+            except KeyError:
+                raise _reject(MSG_UNKNOWN_KID, f"unknown kid {kid!r}") from None
+        else:
+            try:
+                # The set first (cached): a pool whose keys can't be had is "unavailable",
+                # never "your token is bad".
+                self._jwks.get_jwk_set()
+            except (jwt.PyJWTError, ValueError) as exc:  # unreachable, not JSON, no key set
+                log.warning("could not fetch the JWKS at %s: %s", self.jwks_url, exc)
                 raise Unavailable(MSG_JWKS_DOWN) from None
-            self._refresh_due = now + STALE_RETRY_S
-            return
-        self._keys = keys
-        self._refresh_due = now + self.jwks_ttl_s
-
-    def _key_for(self, kid: str) -> RSAPublicKey:
-        with self._lock:
-            if self._static_jwks is None:
-                now = self._clock()
-                if self._keys is None or now >= self._refresh_due:
-                    self._fetch(now)
-                assert self._keys is not None
-                if kid not in self._keys and (
-                    self._last_fetch is None or now - self._last_fetch >= UNKNOWN_KID_REFETCH_S
-                ):
-                    self._fetch(now)  # the pool may have rotated its keys
-            assert self._keys is not None
-            key = self._keys.get(kid)
-        if key is None:
-            raise _reject(MSG_UNKNOWN_KID, f"unknown kid {kid!r}")
+            try:
+                key = self._jwks.get_signing_key(kid)  # refetches for a new kid, once a minute
+            except jwt.PyJWKClientConnectionError as exc:
+                log.warning("could not refetch the JWKS at %s: %s", self.jwks_url, exc)
+                raise Unavailable(MSG_JWKS_DOWN) from None
+            except (jwt.PyJWTError, ValueError):
+                raise _reject(MSG_UNKNOWN_KID, f"unknown kid {kid!r}") from None
+        if not _usable(key):
+            raise _reject(MSG_UNKNOWN_KID, f"kid {kid!r} is not a usable RS256 key")
         return key
 
     # -- tokens -------------------------------------------------------------------------
@@ -313,7 +263,6 @@ class CognitoVerifier:
             raise _reject(MSG_NO_KID, "no kid")
         key = self._key_for(kid)
 
-        is_id = self.token_use == "id"
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -342,29 +291,14 @@ class CognitoVerifier:
         except jwt.PyJWTError as exc:
             raise _reject(MSG_INVALID, type(exc).__name__) from None
 
-        token_use = claims.get("token_use")
-        if token_use != self.token_use:
-            if token_use == "id" and self.token_use == "access":
-                raise _reject(MSG_ID_ON_ACCESS, "id token on an access route")
-            raise _reject(MSG_TOKEN_USE.format(want=self.token_use), f"token_use {token_use!r}")
+        check_token_use(claims, self.token_use)
         # Access tokens name the app in `client_id` (and carry no `aud`); id tokens in `aud`.
-        app_claim = "aud" if is_id else "client_id"
+        app_claim = "aud" if self.token_use == "id" else "client_id"
         if app_claim not in claims:
             raise _reject(MSG_MISSING_CLAIM.format(claim=app_claim), f"no {app_claim}")
         if claims[app_claim] != self.client_id:  # a string, exactly; lists are not Cognito's
             raise _reject(MSG_CLIENT, f"wrong {app_claim}")
-
-        if self.required_scopes:
-            scope = claims.get("scope")
-            granted = set(scope.split()) if isinstance(scope, str) else set()
-            missing = sorted(self.required_scopes - granted)
-            if missing:
-                raise _reject(
-                    MSG_SCOPE.format(scope=missing[0]),
-                    f"missing scope {missing}",
-                    status=403,
-                    code="insufficient_scope",
-                )
+        check_scopes(claims, self.required_scopes)
         return claims
 
 

@@ -35,33 +35,32 @@ class InvalidRequest(TinyLlamaError):
 
 
 class PayloadTooLarge(TinyLlamaError):
+    """The body is over the contract's size limit."""
+
     status = 413
     code = "payload_too_large"
 
 
 class Unauthorized(TinyLlamaError):
+    """No caller we can trust: no token, or one that fails a check (401)."""
+
     status = 401
     code = "unauthorized"
 
 
-class Forbidden(TinyLlamaError):
+class Forbidden(Unauthorized):
+    """Signed in, but not allowed (403). A kind of Unauthorized, so whatever turns away
+    an unverified caller (the local gateway's authorizer) turns this one away too."""
+
     status = 403
     code = "forbidden"
 
 
 class NotFound(TinyLlamaError):
+    """No such request for this caller (someone else's looks the same)."""
+
     status = 404
     code = "not_found"
-
-
-class Conflict(TinyLlamaError):
-    status = 409
-    code = "conflict"
-
-
-class TooManyRequests(TinyLlamaError):
-    status = 429
-    code = "too_many_requests"
 
 
 class Unavailable(TinyLlamaError):

@@ -20,7 +20,8 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 
-from backend.core.errors import Forbidden, InvalidRequest, TinyLlamaError, Unauthorized, Unavailable
+from backend.core.errors import InvalidRequest, TinyLlamaError, Unavailable
+from backend.core.identity import caller
 from backend.core.prompts import check_request_id, parse_json_body, parse_prompt
 
 log = logging.getLogger("tinyllama.router")
@@ -29,14 +30,15 @@ _JSON = content_types.APPLICATION_JSON
 
 
 class Identity:
-    """Who is calling: the JWT's `sub`, after the checks the HTTP API authorizer skips."""
+    """Who is calling: the JWT's `sub`, after the checks the HTTP API authorizer skips
+    (`backend.core.identity`). With a verifier, the router checks the token itself."""
 
     def __init__(self, verifier: Any = None, required_scope: str | None = None):
         self.verifier = verifier
         self.required_scope = required_scope
 
     def owner(self, event: dict[str, Any]) -> str:
-        """Return the caller's `sub`, or raise Unauthorized saying what is wrong."""
+        """Return the caller's `sub`, or raise Unauthorized/Forbidden saying what is wrong."""
         if self.verifier is not None:
             headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
             from backend.adapters.jwt_verify import claims_from_bearer
@@ -46,20 +48,7 @@ class Identity:
             claims = (
                 ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}
             ).get("claims") or {}
-        if not claims.get("sub"):
-            raise Unauthorized("Sign in first: this request carries no identity.")
-        # The HTTP API JWT authorizer does not check token_use (DESIGN.md): an id token
-        # would pass it, so the router refuses anything but access tokens itself.
-        if claims.get("token_use") != "access":
-            raise Unauthorized("Use an access token for this API, not an id token.")
-        if self.required_scope:
-            scopes = claims.get("scope", "")
-            scopes = scopes.split() if isinstance(scopes, str) else scopes if isinstance(scopes, list) else []
-            if self.required_scope not in scopes:
-                # Signed in but not allowed: 403, as RFC 6750's insufficient_scope (and
-                # the verifier) say; a 401 would send the app to a pointless new sign-in.
-                raise Forbidden(f"The token lacks the `{self.required_scope}` scope.", code="insufficient_scope")
-        return str(claims["sub"])
+        return caller(claims, self.required_scope)
 
 
 def _json(status: int, body: Any) -> Response:
