@@ -13,13 +13,47 @@ from typing import Any, Protocol
 
 
 class ComputeState(enum.StrEnum):
-    """What the GPU (or the local worker process) is doing, as the app shows it."""
+    """What the GPU (or the local worker process) is doing, as the app shows it.
+
+    The one enum of these states: the service answers with them, the contract lists them
+    (`reported()`), and the desktop app reads them back. `UNKNOWN` is the app's own, for
+    before the first answer or an answer it cannot read; the API never sends it.
+    """
 
     STOPPED = "stopped"
     STARTING = "starting"
     LOADING_MODEL = "loading_model"
     READY = "ready"
     STOPPING = "stopping"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def reported(cls) -> list[ComputeState]:
+        """The states the API answers with, in the contract's order."""
+        return [s for s in cls if s is not cls.UNKNOWN]
+
+    @classmethod
+    def parse(cls, value: object) -> ComputeState:
+        """The state an answer names; `UNKNOWN` for anything else."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def label(self) -> str:
+        """A few words for the status bar."""
+        return _STATE_LABELS[self]
+
+
+_STATE_LABELS = {
+    ComputeState.STOPPED: "GPU stopped",
+    ComputeState.STARTING: "GPU starting",
+    ComputeState.LOADING_MODEL: "Loading model",
+    ComputeState.READY: "GPU ready",
+    ComputeState.STOPPING: "GPU stopping",
+    ComputeState.UNKNOWN: "Status unknown",
+}
 
 
 @dataclass(frozen=True)

@@ -6,41 +6,10 @@ and views never index into dicts.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class ComputeState(enum.StrEnum):
-    """What the GPU is doing, as the API reports it (`unknown` before the first answer)."""
-
-    STOPPED = "stopped"
-    STARTING = "starting"
-    LOADING_MODEL = "loading_model"
-    READY = "ready"
-    STOPPING = "stopping"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def parse(cls, value: object) -> ComputeState:
-        try:
-            return cls(str(value))
-        except ValueError:
-            return cls.UNKNOWN
-
-    @property
-    def label(self) -> str:
-        return _STATE_LABELS[self]
-
-
-_STATE_LABELS = {
-    ComputeState.STOPPED: "GPU stopped",
-    ComputeState.STARTING: "GPU starting",
-    ComputeState.LOADING_MODEL: "Loading model",
-    ComputeState.READY: "GPU ready",
-    ComputeState.STOPPING: "GPU stopping",
-    ComputeState.UNKNOWN: "Status unknown",
-}
+from backend.core.ports import ComputeState
 
 TERMINAL_STATUSES = frozenset({"done", "failed", "cancelled", "expired"})
 
