@@ -2,7 +2,9 @@
 
 A request moves queued → (waking) → running → done | failed | cancelled, and is
 `expired` once its result has aged out. `running → queued` is the one way back: a job
-whose worker died is reclaimed and runs again from the start.
+whose worker died is reclaimed and runs again from the start. `ALLOWED` is enforced where
+the status lives: the queue's Lua script changes a status only from the states listed
+here, atomically (`backend.adapters.redis_queue`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import enum
 
 
 class JobStatus(enum.StrEnum):
+    """A request's status, as the API and the request hash spell it."""
+
     QUEUED = "queued"
     WAKING = "waking"
     RUNNING = "running"
@@ -21,6 +25,7 @@ class JobStatus(enum.StrEnum):
 
     @property
     def terminal(self) -> bool:
+        """Whether nothing follows (the result only waits to expire)."""
         return self in TERMINAL
 
 
@@ -41,18 +46,3 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.CANCELLED: frozenset(),
     JobStatus.EXPIRED: frozenset(),
 }
-
-
-class InvalidTransition(ValueError):
-    """A status change the state machine does not allow (a bug, or a lost race)."""
-
-
-def can_transition(current: JobStatus, new: JobStatus) -> bool:
-    """Whether `current → new` is an allowed move."""
-    return new in ALLOWED[current]
-
-
-def check_transition(current: JobStatus, new: JobStatus) -> None:
-    """Raise InvalidTransition unless `current → new` is allowed."""
-    if not can_transition(current, new):
-        raise InvalidTransition(f"job cannot go from {current} to {new}")

@@ -81,8 +81,3 @@ class NewPasswordRequired(AuthError):
 class PasswordPolicyError(AuthError):
     """The new password does not meet the pool's policy."""
 
-
-class ConfigError(AppError):
-    """A profile is incomplete or malformed (e.g. AWS profile without a user pool)."""
-
-    title = "Profile incomplete"
