@@ -27,7 +27,6 @@ from typing import Any
 
 import redis
 
-from backend.adapters import metrics
 from backend.adapters.redis_queue import Delivery, RedisQueue
 from backend.core.errors import TinyLlamaError
 from backend.core.jobs import JobStatus
@@ -349,17 +348,22 @@ class Worker:
                 time.sleep(backoff.next())
 
     def _emit_metrics(self) -> None:
+        # Powertools' EMF writer, imported only where metrics are on (the GPU instance);
+        # EphemeralMetrics keeps no state shared across instances, and flushing by hand is
+        # its way outside a Lambda handler.
+        from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
         with self._lock:
             latencies, self._done_latency_ms = self._done_latency_ms, []
             tokens, self._done_tokens = self._done_tokens, 0
-        values: dict[str, tuple[float, str]] = {
-            "QueueDepth": (self.queue.depth(), "Count"),
-            "Inflight": (len(self._inflight), "Count"),
-            "TokensPerSecond": (tokens / self.heartbeat_s, "Count/Second"),
-        }
+        emf = EphemeralMetrics(namespace=METRICS_NAMESPACE)
+        emf.add_dimension(name="Worker", value="gpu")
+        emf.add_metric(name="QueueDepth", unit=MetricUnit.Count, value=self.queue.depth())
+        emf.add_metric(name="Inflight", unit=MetricUnit.Count, value=len(self._inflight))
+        emf.add_metric(name="TokensPerSecond", unit=MetricUnit.CountPerSecond, value=tokens / self.heartbeat_s)
         if latencies:
-            values["Latency"] = (sum(latencies) / len(latencies), "Milliseconds")
-        metrics.emit(METRICS_NAMESPACE, {"Worker": "gpu"}, values)
+            emf.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=sum(latencies) / len(latencies))
+        emf.flush_metrics(raise_on_empty_metrics=True)  # one EMF line on stdout
 
 
 def main_from_env(argv_engine: Engine | None = None) -> int:
