@@ -35,18 +35,18 @@ class MvpEcho:
     never what it is."""
 
     def __init__(self, prompt_log: S3PromptLog | None = None, openai_secret: str | None = None,
-                 secrets_client: Any = None):
+                 secret_max_age_s: int = 3600):
         self.prompt_log = prompt_log
         self.openai_secret = openai_secret
-        self.secrets_client = secrets_client
+        self.secret_max_age_s = secret_max_age_s
 
     def store(self, prompt: str, request_id: str) -> dict[str, str]:
         out: dict[str, str] = {}
         if self.openai_secret:
-            from backend.adapters.secrets import get_secret
+            from aws_lambda_powertools.utilities.parameters import get_secret  # boto3: only here
 
             try:
-                key = get_secret(self.openai_secret, client=self.secrets_client)
+                key = get_secret(self.openai_secret, max_age=self.secret_max_age_s)
                 out["openai_key"] = "configured" if key else "empty"
             except Exception as exc:  # the echo still answers; the log says why
                 log.warning("OpenAI key unavailable from %s: %s", self.openai_secret, exc.__class__.__name__)

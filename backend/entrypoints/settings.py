@@ -16,7 +16,8 @@
 | ENGINE, ENGINE_URL, MODEL, OPENAI_SECRET, ECHO_DELAY_S | the worker's engine |
 | IDLE_ACTION | worker: `ec2-stop` (stop its own instance, from IMDSv2) or `exit` |
 
-No secret is ever an environment value: the environment names the secret.
+No secret is ever an environment value: the environment names the secret, and Powertools'
+`parameters.get_secret` reads it when first needed, cached for `SECRET_MAX_AGE_S`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,21 @@ from urllib.parse import quote
 from backend.adapters.redis_queue import RedisQueue
 from backend.core.service import Budget, NoCompute, PromptService
 
+#: Secrets change by rotation, rarely; Powertools' default of 5 s would call Secrets
+#: Manager on nearly every cold path.
+SECRET_MAX_AGE_S = 3600
+
 
 def _float(name: str) -> float | None:
     value = os.environ.get(name)
     return float(value) if value not in (None, "") else None
+
+
+def _secret(name: str) -> str:
+    """A Secrets Manager string secret, cached (boto3 is imported only on this path)."""
+    from aws_lambda_powertools.utilities.parameters import get_secret
+
+    return str(get_secret(name, max_age=SECRET_MAX_AGE_S))
 
 
 def redis_url_from_env() -> str | None:
@@ -44,9 +56,7 @@ def redis_url_from_env() -> str | None:
     port = os.environ.get("REDIS_PORT", "6379")
     secret = os.environ.get("REDIS_AUTH_SECRET")
     if secret:
-        from backend.adapters.secrets import get_secret
-
-        token = quote(get_secret(secret), safe="")
+        token = quote(_secret(secret), safe="")
         return f"rediss://:{token}@{host}:{port}/0"
     return f"rediss://{host}:{port}/0"
 
@@ -127,9 +137,7 @@ def engine_from_env() -> Any:
     kind = os.environ.get("ENGINE", "openai")
     api_key = "EMPTY"
     if os.environ.get("OPENAI_SECRET"):
-        from backend.adapters.secrets import get_secret
-
-        api_key = get_secret(os.environ["OPENAI_SECRET"])
+        api_key = _secret(os.environ["OPENAI_SECRET"])
     return make_engine(
         kind,
         url=os.environ.get("ENGINE_URL"),

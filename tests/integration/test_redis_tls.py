@@ -17,12 +17,12 @@ from pathlib import Path
 import boto3
 import pytest
 import redis
+from aws_lambda_powertools.utilities import parameters
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from backend.adapters import secrets
 from backend.core.errors import NotFound
 from backend.core.prompts import PromptRequest
 from backend.entrypoints import settings
@@ -95,7 +95,7 @@ def test_queue_over_tls_with_the_token_from_secrets_manager(
     monkeypatch.setenv("REDIS_PORT", str(port))
     monkeypatch.setenv("REDIS_AUTH_SECRET", arn)
     monkeypatch.setenv("REDIS_CA_CERTS", str(ca))
-    secrets.clear_cache()
+    parameters.clear_caches()
 
     url = settings.redis_url_from_env()
     assert url is not None and url.startswith("rediss://")
@@ -117,13 +117,18 @@ def test_plain_connection_or_wrong_token_is_refused(tls_redis: tuple[int, Path])
 
 def test_secret_is_read_once_and_cached(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     sm = boto3.client("secretsmanager", endpoint_url=aws_env)
-    sm.create_secret(Name="tinyllama/openai-cache-test", SecretString="sk-test")
-    calls: list[str] = []
-    sm.meta.events.register("before-call.secrets-manager.GetSecretValue", lambda **kw: calls.append("get"))
-    secrets.clear_cache()
-    assert secrets.get_secret("tinyllama/openai-cache-test", client=sm) == "sk-test"
-    assert secrets.get_secret("tinyllama/openai-cache-test", client=sm) == "sk-test"
-    assert calls == ["get"]
+    arn = sm.create_secret(Name="tinyllama/redis-cache-test", SecretString="first-token")["ARN"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws_env)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("REDIS_HOST", "127.0.0.1")
+    monkeypatch.setenv("REDIS_AUTH_SECRET", arn)
+    parameters.clear_caches()
+    assert settings.redis_url_from_env() == "rediss://:first-token@127.0.0.1:6379/0"
+    sm.put_secret_value(SecretId=arn, SecretString="rotated-token")
+    # Within the max age the cached value is used: no Secrets Manager call per cold path.
+    assert settings.redis_url_from_env() == "rediss://:first-token@127.0.0.1:6379/0"
+    parameters.clear_caches()
+    assert settings.redis_url_from_env() == "rediss://:rotated-token@127.0.0.1:6379/0"
 
 
 def test_tls_checks_the_servers_name_whatever_redis_py_defaults_to() -> None:

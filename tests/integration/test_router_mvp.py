@@ -10,8 +10,8 @@ import json
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities import parameters
 
-from backend.adapters import secrets
 from backend.entrypoints import router
 from backend.entrypoints.gateway import make_event
 
@@ -31,7 +31,7 @@ def mvp_env(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
     sm = boto3.client("secretsmanager", endpoint_url=aws_env)
     if not sm.list_secrets(Filters=[{"Key": "name", "Values": ["tinyllama/openai-mvp-test"]}])["SecretList"]:
         sm.create_secret(Name="tinyllama/openai-mvp-test", SecretString="sk-not-a-real-key")
-    secrets.clear_cache()
+    parameters.clear_caches()
     boto3.client("s3", endpoint_url=aws_env).create_bucket(Bucket=BUCKET)
     router._app_from_env.cache_clear()
     yield aws_env
