@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from backend.adapters.redis_queue import RedisQueue
 from backend.core.service import Budget, NoCompute, PromptService
+
+if TYPE_CHECKING:
+    from backend.adapters.redis_queue import RedisQueue
 
 #: Secrets change by rotation, rarely; Powertools' default of 5 s would call Secrets
 #: Manager on nearly every cold path.
@@ -62,6 +64,10 @@ def redis_url_from_env() -> str | None:
 
 
 def queue_from_env() -> RedisQueue:
+    # redis-py is imported here, not at the top: the MVP stack has no queue, and redis is
+    # about half of that cold start's imports.
+    from backend.adapters.redis_queue import RedisQueue
+
     url = redis_url_from_env()
     if url is None:
         raise RuntimeError("set REDIS_URL, or REDIS_HOST (and REDIS_AUTH_SECRET)")
