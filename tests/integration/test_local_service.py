@@ -7,7 +7,6 @@ fixture's teardown stops every process that carries that tmp path in its environ
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -23,41 +22,10 @@ import requests
 
 from backend.entrypoints.local_service import ServicePaths, connect_or_start, pid_alive, read_discovery
 from tests.helpers import wait_until
+from tests.service_helpers import children, gone, marked, stop_all
 
 LONG = " ".join(f"w{i}" for i in range(200))  # echo: 20 ms a word, ~4 s to answer
 FAST = ["--port", "0", "--claim-idle", "0.5"]
-
-
-def _marked(marker: str) -> list[int]:
-    """Processes whose environment holds `marker` (the service and all it started)."""
-    pids = []
-    for env in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if marker.encode() in env.read_bytes():
-                pids.append(int(env.parent.name))
-        except OSError:
-            continue
-    return [p for p in pids if p != os.getpid()]
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat_file.parent.name))
-    return kids
-
-
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state == "Z"  # a zombie has exited; only its parent's wait is missing
 
 
 @pytest.fixture
@@ -66,21 +34,7 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServicePa
     monkeypatch.setenv("TINYLLAMA_RUNTIME_DIR", marker)
     monkeypatch.setenv("TINYLLAMA_DATA_DIR", str(tmp_path / "data"))
     yield ServicePaths.default()
-    _stop_all(marker)
-
-
-def _stop_all(marker: str) -> None:
-    """SIGTERM whatever the test left running, SIGKILL what is still there after 10 s."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        left = [p for p in _marked(marker) if not _gone(p)]
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        try:
-            wait_until(lambda left=left: all(_gone(p) for p in left), 10, message="the service's processes to end")
-            return
-        except AssertionError:
-            continue
+    stop_all(marker)
 
 
 class Api:
@@ -111,7 +65,7 @@ def test_two_windows_starting_at_once_share_one_service(paths: ServicePaths) -> 
     assert len(results) == 3 and len(set(results)) == 1  # one URL and token for all
     info = read_discovery(paths)
     assert info is not None and (info["url"], info["token"]) == results[0]
-    services = [p for p in _marked(str(paths.runtime_dir)) if "--service" in Path(f"/proc/{p}/cmdline").read_text()]
+    services = [p for p in marked(str(paths.runtime_dir)) if "--service" in Path(f"/proc/{p}/cmdline").read_text()]
     assert services == [info["pid"]]
     # Only this user can read the token; nowhere on disk is the Redis password.
     assert stat.S_IMODE(paths.discovery_file.stat().st_mode) == 0o600
@@ -125,11 +79,11 @@ def test_an_answer_outlives_its_client_and_a_kill_9_of_the_service(paths: Servic
     wait_until(lambda: len(api.get(rid)["text"]) > 20, 20, message="the answer to start")
     info = read_discovery(paths)
     assert info is not None
-    children = _children(info["pid"])
-    assert len(children) >= 3  # redis-server, the watchdog and the worker
+    kids = children(info["pid"])
+    assert len(kids) >= 3  # redis-server, the watchdog and the worker
 
     os.kill(info["pid"], signal.SIGKILL)  # the service crashes mid-answer
-    wait_until(lambda: all(_gone(p) for p in children), 8, message="the service's children to stop")
+    wait_until(lambda: all(gone(p) for p in kids), 8, message="the service's children to stop")
     assert read_discovery(paths) is not None  # stale: nobody removed it, and the next start copes
 
     again = Api(*connect_or_start(FAST))  # the next app start
@@ -155,10 +109,10 @@ def test_sigterm_stops_every_child_and_removes_the_discovery_file(paths: Service
     wait_until(lambda: api.get(rid)["status"] == "done", 20, message="the answer")
     info = read_discovery(paths)
     assert info is not None
-    children = _children(info["pid"])
-    assert len(children) >= 3
+    kids = children(info["pid"])
+    assert len(kids) >= 3
     os.kill(info["pid"], signal.SIGTERM)
-    wait_until(lambda: _gone(info["pid"]) and all(_gone(p) for p in children), 20, message="a clean stop")
+    wait_until(lambda: gone(info["pid"]) and all(gone(p) for p in kids), 20, message="a clean stop")
     assert not paths.discovery_file.exists()
     assert "Traceback" not in paths.log_file.read_text()
 
@@ -167,9 +121,9 @@ def test_an_idle_service_stops_itself(paths: ServicePaths) -> None:
     connect_or_start([*FAST, "--service-idle-timeout", "0.5", "--idle-timeout", "0.5"])
     info = read_discovery(paths)
     assert info is not None
-    children = _children(info["pid"])
-    wait_until(lambda: not pid_alive(info["pid"]) or _gone(info["pid"]), 20, message="the idle stop")
-    wait_until(lambda: all(_gone(p) for p in children), 10, message="its children to stop")
+    kids = children(info["pid"])
+    wait_until(lambda: not pid_alive(info["pid"]) or gone(info["pid"]), 20, message="the idle stop")
+    wait_until(lambda: all(gone(p) for p in kids), 10, message="its children to stop")
     assert not paths.discovery_file.exists()
     assert "idle" in paths.log_file.read_text()
 
