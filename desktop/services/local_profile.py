@@ -100,8 +100,10 @@ class LocalProfile:
         return self._token
 
     def stop(self) -> None:
-        """Stop an in-process stack. The background service is left running on purpose:
-        answers in flight go on, and it stops itself when idle."""
+        """Disconnect (`token()` is None from now on) and stop an in-process stack. The
+        background service is left running on purpose: answers in flight go on, and it
+        stops itself when idle."""
+        self._token = None
         stack, self._stack = self._stack, None
         if stack is not None:
             stack.stop()
