@@ -176,7 +176,8 @@ class RedisServer:
         with contextlib.suppress(BrokenPipeError):  # it exited at once: reported below
             self.proc.stdin.write(f"requirepass {self.password}\n".encode())
             self.proc.stdin.close()
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        # A read timeout too: if another program holds the port, it may accept and never answer.
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -186,7 +187,7 @@ class RedisServer:
                 if time.monotonic() > deadline:
                     raise LocalStackError(f"redis-server on port {self.port} is still loading its data") from None
                 threading.Event().wait(0.02)
-            except redis.ConnectionError:
+            except (redis.ConnectionError, redis.TimeoutError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise LocalStackError(f"redis-server did not start on port {self.port}") from None
                 threading.Event().wait(0.02)
@@ -264,6 +265,7 @@ class LocalStack:
         self.use_watchdog = watchdog
         self.watchdog: Watchdog | None = None
         self.redis_restarts = 0
+        self._restart_failures = 0
         self._last_request = time.monotonic()
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -362,8 +364,11 @@ class LocalStack:
         return time.monotonic() - self._last_request
 
     def _supervise(self) -> None:
-        """Restart redis-server (same port, password and data) when it dies unasked."""
-        while not self._stopping.wait(SUPERVISE_INTERVAL_S):
+        """Restart redis-server (same port, password and data) when it dies unasked;
+        after a failed restart wait longer each time (up to 5 s) rather than spin."""
+        pause = SUPERVISE_INTERVAL_S
+        while not self._stopping.wait(pause):
+            pause = SUPERVISE_INTERVAL_S
             server = self.redis
             if server is None or server.stopped or server.proc is None or server.proc.poll() is None:
                 continue
@@ -376,8 +381,11 @@ class LocalStack:
                 assert self.queue is not None
                 self.queue.ensure_group()  # without persistence the stream and group are gone
             except (LocalStackError, redis.RedisError) as exc:
-                log.error("could not restart redis-server: %s; trying again", exc)
+                self._restart_failures += 1
+                pause = min(5.0, SUPERVISE_INTERVAL_S * 2 ** self._restart_failures)
+                log.error("could not restart redis-server: %s; trying again in %.1f s", exc, pause)
                 continue
+            self._restart_failures = 0
             self.redis_restarts += 1
             log.info("redis-server is back on port %d", server.port)
 

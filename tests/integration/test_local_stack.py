@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 
@@ -258,3 +259,23 @@ def test_measured_wakes_persist_across_restarts_of_the_stack(tmp_path) -> None: 
         assert status["compute"]["wakes_measured"] == 1
         assert status["compute"]["eta_s"] == pytest.approx(measured, abs=0.5)
         assert status["compute"]["eta_s"] != LOCAL_WAKE_GUESS_S
+
+
+def test_a_failed_redis_restart_is_retried_until_it_works(stack: LocalStack) -> None:
+    assert stack.redis is not None and stack.redis.proc is not None
+    stack.redis.stopped = True  # hold the supervisor off while the port is taken from it
+    stack.redis.proc.kill()
+    stack.redis.proc.wait()
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", stack.redis.port))
+    squatter.listen()
+    try:
+        stack.redis.stopped = False  # "it died": the supervisor tries, and the port is busy
+        wait_until(lambda: stack._restart_failures >= 2, 10, message="failed restarts")
+        assert stack.redis_restarts == 0
+    finally:
+        squatter.close()
+    wait_until(lambda: stack.redis_restarts == 1, 10, message="the restart once the port is free")
+    client = Client(stack)
+    assert client.wait_status(client.post("back").json()["request_id"], "done")["text"] == "back"
