@@ -1,9 +1,11 @@
 """`tinyllama local`: the whole stack on this computer, no AWS account needed.
 
-A private `redis-server` (loopback only, a random password, nothing saved to disk), the
-real router behind a loopback gateway that behaves like the HTTP API, and the worker as
-the "instance": started on the first prompt, stopped by its own idle timeout. Stopping
-the stack stops every process it started.
+A private `redis-server` (loopback only, a random password; nothing saved to disk, or an
+append-only file in `data_dir` for the app's background service, see `local_service`),
+the real router behind a loopback gateway that behaves like the HTTP API, and the worker
+as the "instance": started on the first prompt, stopped by its own idle timeout. Stopping
+the stack stops every process it started, and a watchdog process stops them if the
+stack's own process is killed.
 """
 
 from __future__ import annotations
