@@ -261,8 +261,9 @@ def run_service(stack_kwargs: dict[str, Any], idle_timeout_s: float, paths: Serv
         log.info("signal %d: stopping", signum)
         done.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, on_signal)
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):  # no SIGHUP on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)
     with _locked(paths.service_lock, blocking=False) as mine:
         if not mine:
             print("tinyllama local --service: another local service is already running.", flush=True)

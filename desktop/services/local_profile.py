@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from backend.entrypoints.local_service import ServiceError, ServicePaths, connect_or_start
+from backend.entrypoints.local_service import ServicePaths, connect_or_start
 from desktop.core.errors import AppError
 
 ECHO_NOTICE = (
@@ -73,7 +73,7 @@ class LocalProfile:
             return self._start_in_process()
         try:
             url, token = connect_or_start(self.options(), self.paths)
-        except (ServiceError, OSError) as exc:
+        except Exception as exc:  # ServiceError, OSError, or a platform without flock: words, not a traceback
             raise AppError(
                 f"The local TinyLlama service could not start ({exc}). "
                 "Is redis-server installed? Try `tinyllama local` in a terminal to see why."
