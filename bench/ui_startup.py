@@ -1,8 +1,17 @@
-"""Start-up of the desktop app against a bare PySide6 QMainWindow started the same way.
+"""Start-up of the desktop app, before and after the local stack left the GUI process.
 
-Each run is a fresh process (`python bench/ui_startup.py --child app|bare`) that reports
-the seconds from the process's own start to the window being shown and painted once, and
-its resident memory then. Prints medians and the app/bare ratios; no pass/fail.
+Each run is a fresh process (`python bench/ui_startup.py --child KIND`) that reports the
+seconds from its own start to the window being shown and painted once, to the Local
+profile being connected (the API client made), and its resident memory then:
+
+- `bare`     a bare PySide6 QMainWindow started the same way (the floor);
+- `inproc`   the app hosting the local stack in its own process (how it was before:
+             router, Redis client and Powertools loaded into the GUI);
+- `service`  the app as it is: it connects to the background service `tinyllama local
+             --service` (started by the first run, reused by the others, as a second
+             launch of the app reuses it).
+
+Prints medians and the ratios; no pass/fail.
 
     .venv/bin/python bench/ui_startup.py [--runs 5]
 """
@@ -54,7 +63,7 @@ def child(kind: str) -> None:
 
     qt_app = QApplication([sys.argv[0]])
     result: dict[str, float] = {}
-    cleanup = None
+    app = None
     if kind == "bare":
         window = QMainWindow()
         window.resize(1000, 680)
@@ -62,55 +71,94 @@ def child(kind: str) -> None:
         from desktop.app import App
         from desktop.core.paths import AppPaths
         from desktop.services.credentials import CredentialStore, MemoryKeyring
+        from desktop.services.local_profile import LocalProfile
 
+        factory = None
+        if kind == "inproc":
+            from backend.entrypoints.local import LocalStack
+
+            factory = LocalStack
         tmp = Path(tempfile.mkdtemp(prefix="tinyllama-bench-"))
-        app = App(AppPaths(tmp / "config", tmp / "data"), CredentialStore(MemoryKeyring()))
+        app = App(AppPaths(tmp / "config", tmp / "data"), CredentialStore(MemoryKeyring()),
+                  LocalProfile(stack_factory=factory))
         window = app.window
-        cleanup = app.shutdown
 
-    def shown() -> None:
-        result["shown_s"] = _process_age_s()
+    def connected() -> None:
+        if app is not None and app.api is None:
+            QTimer.singleShot(5, connected)
+            return
+        result["connected_s"] = _process_age_s()
         result["rss_mb"] = _rss_mb()
         qt_app.quit()
 
+    def shown() -> None:
+        result["shown_s"] = _process_age_s()
+        connected()
+
     window.show()
-    if kind == "app":
-        app.start()  # connects to the local stack in the background, as on a real launch
+    if app is not None:
+        app.start()  # connects the Local profile in the background, as on a real launch
     QTimer.singleShot(0, shown)  # runs after the first show/paint events are processed
     qt_app.exec()
-    if cleanup is not None:
-        cleanup()
+    if app is not None:
+        app.shutdown()
     print(json.dumps(result))
 
 
-def run(kind: str) -> dict[str, float]:
+KINDS = ("bare", "inproc", "service")
+METRICS = ("shown_s", "connected_s", "rss_mb")
+
+
+def run(kind: str, service_dir: Path) -> dict[str, float]:
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=str(ROOT), TINYLLAMA_RUNTIME_DIR=str(service_dir / "runtime"),
+               TINYLLAMA_DATA_DIR=str(service_dir / "data"))
     out = subprocess.run([sys.executable, __file__, "--child", kind], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _stop_service(service_dir: Path) -> None:
+    """SIGTERM the benchmark's background service (it would stop itself when idle)."""
+    import signal
+
+    try:
+        pid = int(json.loads((service_dir / "runtime" / "local-service.json").read_text())["pid"])
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError, KeyError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=["app", "bare"])
+    parser.add_argument("--child", choices=KINDS)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv or [])
     if args.child:
         child(args.child)
         return
-    results: dict[str, list[dict[str, float]]] = {"bare": [], "app": []}
-    for _ in range(args.runs):  # interleaved, so drift in the machine hits both alike
-        for kind in ("bare", "app"):
-            results[kind].append(run(kind))
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("shown_s", "rss_mb")}
-           for k, v in results.items()}
+    service_dir = Path(tempfile.mkdtemp(prefix="tinyllama-bench-service-"))
+    results: dict[str, list[dict[str, float]]] = {k: [] for k in KINDS}
+    try:
+        for _ in range(args.runs):  # interleaved, so drift in the machine hits all alike
+            for kind in KINDS:
+                results[kind].append(run(kind, service_dir))
+    finally:
+        _stop_service(service_dir)
+    med = {k: {m: statistics.median(r[m] for r in v) for m in METRICS} for k, v in results.items()}
     print(f"runs: {args.runs} each, QT_QPA_PLATFORM={os.environ.get('QT_QPA_PLATFORM', 'offscreen')}")
-    for kind in ("bare", "app"):
-        print(f"{kind:5s} window shown after {med[kind]['shown_s'] * 1000:7.0f} ms,"
-              f" RSS {med[kind]['rss_mb']:6.1f} MB")
-    print(f"ratio app/bare: time {med['app']['shown_s'] / med['bare']['shown_s']:.2f}x,"
-          f" memory {med['app']['rss_mb'] / med['bare']['rss_mb']:.2f}x")
+    for kind in KINDS:
+        m = med[kind]
+        print(f"{kind:8s} window shown after {m['shown_s'] * 1000:6.0f} ms, connected after"
+              f" {m['connected_s'] * 1000:6.0f} ms, RSS {m['rss_mb']:6.1f} MB")
+    cold = results["service"][0]["connected_s"]
+    print(f"first service run (it starts the service): connected after {cold * 1000:.0f} ms")
+    for kind in ("inproc", "service"):
+        print(f"ratio {kind}/bare: shown {med[kind]['shown_s'] / med['bare']['shown_s']:.2f}x,"
+              f" memory {med[kind]['rss_mb'] / med['bare']['rss_mb']:.2f}x")
+    print(f"ratio service/inproc: shown {med['service']['shown_s'] / med['inproc']['shown_s']:.2f}x,"
+          f" connected {med['service']['connected_s'] / med['inproc']['connected_s']:.2f}x,"
+          f" memory {med['service']['rss_mb'] / med['inproc']['rss_mb']:.2f}x")
 
 
 if __name__ == "__main__":

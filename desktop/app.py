@@ -1,8 +1,9 @@
 """Composition root: builds the real services and wires them to the main window.
 
-`tinyllama` with no arguments calls `main()`. The Local profile (the default) starts the
-local stack in this process and works at once with the echo engine; the AWS profile signs
-in through Cognito (silently from the keyring's refresh token when it can).
+`tinyllama` with no arguments calls `main()`. The Local profile (the default) connects to
+the per-user local background service (starting it when none runs) and works at once with
+the echo engine; quitting leaves the service running so answers in flight complete. The
+AWS profile signs in through Cognito (silently from the keyring's refresh token when it can).
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ class App:
     # aws -----------------------------------------------------------------------------
 
     def switch_to_aws(self) -> None:
-        """After the deploy wizard saved a stack as the AWS profile: leave the local stack
-        (if running) and sign in to the new one."""
+        """After the deploy wizard saved a stack as the AWS profile: leave the local service
+        (it stops itself when idle) and sign in to the new one."""
         self.window.connect_api(None)
         if self.local is not None:
             local = self.local
@@ -170,7 +171,8 @@ class App:
     # shutdown ------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stop timers, join threads, stop the local stack, close files. Idempotent."""
+        """Stop timers, join threads, close files. Idempotent. The local service keeps
+        running (answers in flight complete; it stops itself when idle)."""
         self.window.shutdown()
         self.settings.save()
         self.runner.shutdown()

@@ -1,7 +1,8 @@
 """The `tinyllama` command.
 
 - `tinyllama`              open the desktop app
-- `tinyllama local ...`    the whole stack on this computer
+- `tinyllama local ...`    the whole stack on this computer (`--service`: in the background,
+                           as the app runs it)
 - `tinyllama worker`       the GPU worker (configured by environment variables)
 - `tinyllama cost-estimate` what a stack costs idle, line by line
 - `tinyllama deploy`       deploy, update or delete the stack in an AWS account
@@ -24,7 +25,7 @@ def _local(args: argparse.Namespace) -> int:
             print("tinyllama local: --cognito-user-pool-id needs --cognito-region and --cognito-client-id")
             return 2
         cognito = (args.cognito_region, args.cognito_user_pool_id, args.cognito_client_id)
-    stack = LocalStack(
+    kwargs = dict(
         port=args.port,
         engine=args.engine,
         token=args.token or os.environ.get("TINYLLAMA_LOCAL_TOKEN"),
@@ -35,8 +36,20 @@ def _local(args: argparse.Namespace) -> int:
         cognito=cognito,
         hard_cap_usd=args.hard_cap_usd,
         spend_usd=args.spend_usd,
+        claim_idle_s=args.claim_idle,
     )
-    return serve_forever(stack)
+    if args.service:
+        from backend.entrypoints.local_service import run_service
+
+        idle = args.service_idle_timeout if args.service_idle_timeout is not None else args.idle_timeout
+        return run_service(kwargs, idle, version=_version())
+    return serve_forever(LocalStack(**kwargs))  # type: ignore[arg-type]
+
+
+def _watchdog(_args: argparse.Namespace) -> int:
+    from backend.entrypoints.watchdog import main as watchdog_main
+
+    return watchdog_main()
 
 
 def _worker(_args: argparse.Namespace) -> int:
@@ -74,7 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--cognito-client-id")
     local.add_argument("--hard-cap-usd", type=float, help="refuse to wake past this month-to-date spend")
     local.add_argument("--spend-usd", type=float, help="simulated month-to-date spend (to try the guard)")
+    local.add_argument("--claim-idle", type=float, default=30.0,
+                       help="seconds before a job a dead worker held is handed to another")
+    local.add_argument("--service", action="store_true",
+                       help="run detached as the app's background service (found through a file in the "
+                            "user's runtime folder; data kept in the user's data folder)")
+    local.add_argument("--service-idle-timeout", type=float,
+                       help="with --service: stop after this many seconds with nothing to do "
+                            "(default: --idle-timeout)")
     local.set_defaults(func=_local)
+
+    watchdog = sub.add_parser("watchdog", help=argparse.SUPPRESS)  # internal: see backend/entrypoints/watchdog.py
+    watchdog.set_defaults(func=_watchdog)
 
     worker = sub.add_parser("worker", help="run the worker (configured by environment variables)")
     worker.set_defaults(func=_worker)

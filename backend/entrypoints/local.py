@@ -1,13 +1,16 @@
 """`tinyllama local`: the whole stack on this computer, no AWS account needed.
 
-A private `redis-server` (loopback only, a random password, nothing saved to disk), the
-real router behind a loopback gateway that behaves like the HTTP API, and the worker as
-the "instance": started on the first prompt, stopped by its own idle timeout. Stopping
-the stack stops every process it started.
+A private `redis-server` (loopback only, a random password; nothing saved to disk, or an
+append-only file in `data_dir` for the app's background service, see `local_service`),
+the real router behind a loopback gateway that behaves like the HTTP API, and the worker
+as the "instance": started on the first prompt, stopped by its own idle timeout. Stopping
+the stack stops every process it started, and a watchdog process stops them if the
+stack's own process is killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -15,10 +18,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import redis
 
@@ -37,8 +42,83 @@ log = logging.getLogger("tinyllama.local")
 LOCAL_WAKE_GUESS_S = 3.0
 
 
+# How often the supervisor looks at redis-server; a dead one is restarted within this.
+SUPERVISE_INTERVAL_S = 0.2
+
+
 class LocalStackError(RuntimeError):
     """The local stack could not start; the message says what to install or change."""
+
+
+def watchdog_command() -> list[str]:
+    """`backend.entrypoints.watchdog` as this interpreter runs it (a frozen bundle: itself)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "watchdog"]
+    return [sys.executable, "-m", "backend.entrypoints.watchdog"]
+
+
+class Watchdog:
+    """A child process that stops the stack's process groups if this process dies.
+
+    See `backend.entrypoints.watchdog`: it learns each group through a pipe and acts when
+    the pipe closes, which the kernel does however this process ends (`kill -9` too).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(watchdog_command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     start_new_session=True)
+        self._pipe: IO[bytes] | None = self.proc.stdin
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            if self._pipe is None:
+                return
+            try:
+                self._pipe.write(line.encode())
+                self._pipe.flush()
+            except (BrokenPipeError, ValueError):  # it died: nothing more we can do from here
+                self._pipe = None
+
+    def add(self, pgid: int) -> None:
+        self._send(f"+ {pgid}\n")
+
+    def remove(self, pgid: int) -> None:
+        self._send(f"- {pgid}\n")
+
+    def close(self) -> None:
+        """After a clean stop: end the watchdog (whatever is still listed gets stopped)."""
+        with self._lock:
+            pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            with contextlib.suppress(BrokenPipeError):
+                pipe.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _WatchedCompute(LocalProcessCompute):
+    """The local worker (and engine), each process group reported to the watchdog."""
+
+    def __init__(self, *args: Any, watchdog: Watchdog | None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.watchdog = watchdog
+
+    def _spawn(self, cmd: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+        proc = super()._spawn(cmd, env, name)
+        if self.watchdog:
+            self.watchdog.add(proc.pid)  # start_new_session: its pid is its group id
+        return proc
+
+    def _reap(self) -> None:
+        procs = list(self._procs)
+        super()._reap()
+        if self.watchdog:
+            for proc in procs:
+                self.watchdog.remove(proc.pid)
 
 
 def free_port() -> int:
@@ -48,17 +128,36 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A private redis-server on a free loopback port, with a random password."""
+    """A private redis-server on a free loopback port, with a random password.
 
-    def __init__(self, workdir: str, port: int | None = None, password: str | None = None):
+    The password reaches redis-server on its stdin (`redis-server -`), so no file holds it
+    and a crash leaves nothing readable behind. With `persist=True` the data lives in an
+    append-only file in `workdir` (fsynced every second), so queued and finished answers
+    survive a restart of Redis or of the whole stack; otherwise nothing is written.
+    `start()` again after a crash reuses the same port and password, so clients already
+    configured (the worker's REDIS_URL) reconnect without being told.
+    """
+
+    def __init__(self, workdir: str, port: int | None = None, password: str | None = None,
+                 *, persist: bool = False, on_spawn: Callable[[int], None] | None = None):
         self.workdir = workdir
         self.port = port or free_port()
         self.password = password or secrets.token_urlsafe(24)
+        self.persist = persist
+        self.on_spawn = on_spawn
         self.proc: subprocess.Popen[bytes] | None = None
+        # Set by stop(), cleared by start(): the supervisor restarts only a Redis that died.
+        self.stopped = True
 
     @property
     def url(self) -> str:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def _args(self, exe: str) -> list[str]:
+        persistence = (["--appendonly", "yes", "--appendfsync", "everysec"] if self.persist
+                       else ["--appendonly", "no"])
+        return [exe, "-", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
+                "--dir", self.workdir, "--protected-mode", "yes"]
 
     def start(self, timeout_s: float = 10.0) -> RedisServer:
         exe = shutil.which("redis-server")
@@ -67,23 +166,30 @@ class RedisServer:
                 "redis-server is not installed. Install it with `sudo apt-get install redis-server` "
                 "(Debian/Ubuntu), `brew install redis` (macOS), or use WSL on Windows."
             )
-        conf = os.path.join(self.workdir, "redis.conf")
-        with open(conf, "w") as f:
-            os.chmod(conf, 0o600)  # it holds the password
-            f.write(f"requirepass {self.password}\n")
+        os.makedirs(self.workdir, mode=0o700, exist_ok=True)
+        self.stopped = False
         self.proc = subprocess.Popen(
-            [exe, conf, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.workdir, "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            self._args(exe), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE,
             start_new_session=True,
         )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        if self.on_spawn:
+            self.on_spawn(self.proc.pid)
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it exited at once: reported below
+            self.proc.stdin.write(f"requirepass {self.password}\n".encode())
+            self.proc.stdin.close()
+        # A read timeout too: if another program holds the port, it may accept and never answer.
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
         deadline = time.monotonic() + timeout_s
         while True:
             try:
                 client.ping()
                 return self
-            except redis.ConnectionError:
+            except redis.BusyLoadingError:  # replaying a large append-only file
+                if time.monotonic() > deadline:
+                    raise LocalStackError(f"redis-server on port {self.port} is still loading its data") from None
+                threading.Event().wait(0.02)
+            except (redis.ConnectionError, redis.TimeoutError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise LocalStackError(f"redis-server did not start on port {self.port}") from None
                 threading.Event().wait(0.02)
@@ -91,8 +197,9 @@ class RedisServer:
                 client.close()
 
     def stop(self) -> None:
+        self.stopped = True
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.terminate()  # SIGTERM: Redis fsyncs its append-only file before it exits
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
@@ -106,6 +213,11 @@ class LocalStack:
     `engine`: "echo" (default), "vllm" (runs `vllm serve MODEL`; needs vLLM installed) or
     "openai" (any OpenAI-compatible `engine_url`). `cognito` = (region, pool id, client id)
     switches auth from the per-launch token to the JWT authorizer's rules.
+
+    `data_dir` keeps Redis's data there in an append-only file (the background service's
+    way: answers and measured wakes survive a restart); without it nothing is saved. A
+    supervisor thread restarts redis-server on the same port and password when it dies;
+    a watchdog process stops every child if this process dies without `stop()`.
     """
 
     def __init__(
@@ -127,6 +239,8 @@ class LocalStack:
         claim_idle_s: float = 30.0,
         heartbeat_s: float = 1.0,
         workdir: str | None = None,
+        data_dir: str | None = None,
+        watchdog: bool = True,
     ):
         self.port = port
         self.engine = engine
@@ -149,6 +263,14 @@ class LocalStack:
         self.compute: LocalProcessCompute | None = None
         self.gateway: Gateway | None = None
         self.queue: RedisQueue | None = None
+        self.data_dir = data_dir
+        self.use_watchdog = watchdog
+        self.watchdog: Watchdog | None = None
+        self.redis_restarts = 0
+        self._restart_failures = 0
+        self._last_request = time.monotonic()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -191,12 +313,20 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         try:
+            self._stopping.clear()
             self._engine_port = free_port()
-            self.redis = RedisServer(self.workdir).start()
+            if self.use_watchdog:
+                self.watchdog = Watchdog()
+            on_spawn = self.watchdog.add if self.watchdog else None
+            if self.data_dir:
+                self.redis = RedisServer(os.path.join(self.data_dir, "redis"), persist=True, on_spawn=on_spawn)
+            else:
+                self.redis = RedisServer(self.workdir, on_spawn=on_spawn)
+            self.redis.start()
             self.queue = RedisQueue.from_url(self.redis.url, result_ttl_s=self.result_ttl_s)
             self.queue.ensure_group()
-            self.compute = LocalProcessCompute(self.worker_env(), engine_cmd=self._engine_cmd(),
-                                               log_dir=self.workdir)
+            self.compute = _WatchedCompute(self.worker_env(), engine_cmd=self._engine_cmd(),
+                                           log_dir=self.workdir, watchdog=self.watchdog)
             service = PromptService(
                 self.queue, self.compute, StaticSpend(self.spend_usd),
                 Budget(self.warning_usd, self.hard_cap_usd),
@@ -210,14 +340,63 @@ class LocalStack:
             else:
                 authorizer = TokenAuthorizer(self.token)
             app = create_app(service, Identity())
-            self.gateway = Gateway(app, authorizer, port=self.port).start()
+            self.gateway = Gateway(_Activity(app, self._touch), authorizer, port=self.port).start()
+            if self.queue.depth():
+                # Jobs saved by an earlier run of the stack: its worker is gone, so wake one.
+                service.wake()
+            self._supervisor = threading.Thread(target=self._supervise, name="redis-supervisor", daemon=True)
+            self._supervisor.start()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _touch(self) -> None:
+        self._last_request = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the last authorised request, or 0 while a job is queued or running
+        (or Redis cannot tell): the background service stops itself when this passes its
+        idle timeout."""
+        try:
+            if self.queue is None or self.queue.depth():
+                return 0.0
+        except redis.RedisError:
+            return 0.0
+        return time.monotonic() - self._last_request
+
+    def _supervise(self) -> None:
+        """Restart redis-server (same port, password and data) when it dies unasked;
+        after a failed restart wait longer each time (up to 5 s) rather than spin."""
+        pause = SUPERVISE_INTERVAL_S
+        while not self._stopping.wait(pause):
+            pause = SUPERVISE_INTERVAL_S
+            server = self.redis
+            if server is None or server.stopped or server.proc is None or server.proc.poll() is None:
+                continue
+            log.warning("redis-server exited (code %s); restarting it on port %d",
+                        server.proc.returncode, server.port)
+            if self.watchdog:
+                self.watchdog.remove(server.proc.pid)
+            try:
+                server.start()
+                assert self.queue is not None
+                self.queue.ensure_group()  # without persistence the stream and group are gone
+            except (LocalStackError, redis.RedisError) as exc:
+                self._restart_failures += 1
+                pause = min(5.0, SUPERVISE_INTERVAL_S * 2 ** self._restart_failures)
+                log.error("could not restart redis-server: %s; trying again in %.1f s", exc, pause)
+                continue
+            self._restart_failures = 0
+            self.redis_restarts += 1
+            log.info("redis-server is back on port %d", server.port)
+
     def stop(self) -> None:
         """Stop the gateway, the worker (warm, then killed) and Redis; remove the workdir."""
+        self._stopping.set()
+        if self._supervisor:
+            self._supervisor.join()
+            self._supervisor = None
         if self.gateway:
             self.gateway.stop()
             self.gateway = None
@@ -225,6 +404,11 @@ class LocalStack:
             self.compute.stop()
         if self.redis:
             self.redis.stop()
+            if self.watchdog and self.redis.proc:
+                self.watchdog.remove(self.redis.proc.pid)
+        if self.watchdog:
+            self.watchdog.close()
+            self.watchdog = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -233,6 +417,19 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _Activity:
+    """The router as the gateway calls it, noting when an authorised request came (the
+    gateway calls the router only after its authorizer let a request through)."""
+
+    def __init__(self, app: Any, touch: Callable[[], None]):
+        self.app = app
+        self.touch = touch
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.touch()
+        return dict(self.app.resolve(event, context))
 
 
 def serve_forever(stack: LocalStack) -> int:

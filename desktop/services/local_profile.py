@@ -1,15 +1,19 @@
-"""The Local profile: run the backend's local stack in this process for the app.
+"""The Local profile: connect the app to the per-user local background service.
 
-The app owns the stack's lifetime (started on launch, stopped on quit). The stack itself
-(private redis-server, loopback gateway, worker process) is the backend's; this class only
-starts it with the settings' engine and hands back where to talk to it.
+The stack (private redis-server, loopback gateway, worker process) runs in its own
+process, `tinyllama local --service`, which outlives the window: an answer in flight
+goes on when the app quits or crashes and is shown complete on the next start. This
+class finds that service through its discovery file, starts it when none answers, and
+hands back where to talk to it. Quitting the app leaves the service running; it stops
+itself when idle. The app's process never imports the router, Redis or Powertools.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from backend.entrypoints.local_service import ServicePaths, connect_or_start
 from desktop.core.errors import AppError
 
 ECHO_NOTICE = (
@@ -20,14 +24,13 @@ ECHO_NOTICE = (
 )
 
 
-def _default_factory(**kwargs: Any) -> Any:
-    from backend.entrypoints.local import LocalStack
-
-    return LocalStack(**kwargs)
-
-
 class LocalProfile:
-    """Start and stop the local stack; `url` and `token` are set once started."""
+    """Connect to (or start) the local service; `token()` is set once connected.
+
+    `stack_factory` runs a `LocalStack` in this process instead (GUI tests that want a
+    fast in-process stack); `stop()` stops only such a stack, never the service.
+    `service_args` are extra `tinyllama local --service` options (tests: short timeouts).
+    """
 
     def __init__(
         self,
@@ -36,20 +39,50 @@ class LocalProfile:
         stack_factory: Callable[..., Any] | None = None,
         engine_url: str = "",
         model: str = "",
+        paths: ServicePaths | None = None,
+        service_args: Sequence[str] = (),
     ) -> None:
         self.engine = engine
         self.port = port
         self.engine_url = engine_url or None
         self.model = model or None
-        self._factory = stack_factory or _default_factory
+        self.paths = paths
+        self.service_args = list(service_args)
+        self._factory = stack_factory
         self._stack: Any | None = None
+        self._token: str | None = None
 
     @property
     def notice(self) -> str:
         return ECHO_NOTICE if self.engine == "echo" else ""
 
+    def options(self) -> list[str]:
+        """The settings' engine as `tinyllama local` options."""
+        args = ["--port", str(self.port), "--engine", self.engine]
+        if self.engine != "echo":
+            if self.engine_url:
+                args += ["--engine-url", self.engine_url]
+            if self.model:
+                args += ["--model", self.model]
+        return [*args, *self.service_args]
+
     def start(self) -> tuple[str, str]:
-        """Blocking (a second or so): run off the UI thread. Returns (url, token)."""
+        """Blocking (a second or so when it must start the service): run off the UI thread.
+        Returns (url, token)."""
+        if self._factory is not None:
+            return self._start_in_process()
+        try:
+            url, token = connect_or_start(self.options(), self.paths)
+        except Exception as exc:  # ServiceError, OSError, or a platform without flock: words, not a traceback
+            raise AppError(
+                f"The local TinyLlama service could not start ({exc}). "
+                "Is redis-server installed? Try `tinyllama local` in a terminal to see why."
+            ) from None
+        self._token = token
+        return url, token
+
+    def _start_in_process(self) -> tuple[str, str]:
+        assert self._factory is not None
         try:
             options = {"engine_url": self.engine_url, "model": self.model} if self.engine != "echo" else {}
             stack = self._factory(port=self.port, engine=self.engine, **options)
@@ -60,12 +93,17 @@ class LocalProfile:
                 "Is redis-server installed? Try `tinyllama local` in a terminal to see why."
             ) from None
         self._stack = stack
+        self._token = stack.token
         return stack.url, stack.token
 
     def token(self) -> str | None:
-        return self._stack.token if self._stack is not None else None
+        return self._token
 
     def stop(self) -> None:
+        """Disconnect (`token()` is None from now on) and stop an in-process stack. The
+        background service is left running on purpose: answers in flight go on, and it
+        stops itself when idle."""
+        self._token = None
         stack, self._stack = self._stack, None
         if stack is not None:
             stack.stop()

@@ -26,26 +26,38 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _start_and_answer() -> tuple[subprocess.Popen[str], list[int]]:
+    """`tinyllama local` with one prompt answered; returns it and its children."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "backend.entrypoints.cli", "local", "--port", "0", "--token", "cli-test-token"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    assert proc.stdout is not None
+    url = None
+    for line in proc.stdout:
+        if m := re.search(r"(http://127\.0\.0\.1:\d+)", line):
+            url = m.group(1)
+            break
+    assert url, "tinyllama local did not print its URL"
+    h = {"Authorization": "Bearer cli-test-token"}
+    rid = requests.post(f"{url}/prompts", json={"messages": [{"role": "user", "content": "from the cli"}]},
+                        headers=h, timeout=10).json()["request_id"]
+    wait_until(lambda: requests.get(f"{url}/prompts/{rid}", headers=h, timeout=10).json()["status"] == "done",
+               20, message="the answer")
+    return proc, _children(proc.pid)
+
+
+def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
+    proc, children = _start_and_answer()
     try:
-        assert proc.stdout is not None
-        url = None
-        for line in proc.stdout:
-            if m := re.search(r"(http://127\.0\.0\.1:\d+)", line):
-                url = m.group(1)
-                break
-        assert url, "tinyllama local did not print its URL"
-        h = {"Authorization": "Bearer cli-test-token"}
-        rid = requests.post(f"{url}/prompts", json={"messages": [{"role": "user", "content": "from the cli"}]},
-                            headers=h, timeout=10).json()["request_id"]
-        wait_until(lambda: requests.get(f"{url}/prompts/{rid}", headers=h, timeout=10).json()["status"] == "done",
-                   20, message="the answer")
-        children = _children(proc.pid)
-        assert len(children) >= 2  # redis-server and the worker
+        assert len(children) >= 3  # redis-server, the watchdog and the worker
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
@@ -53,6 +65,19 @@ def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
         assert "Traceback" not in stderr
         for pid in children:
             assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_kill_9_leaves_no_process_behind() -> None:
+    proc, children = _start_and_answer()
+    try:
+        assert len(children) >= 3
+        proc.kill()  # no handler runs: the watchdog notices its pipe close and stops the rest
+        proc.wait(10)
+        wait_until(lambda: all(_gone(p) for p in children), 8, message="redis-server and the worker to stop")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from backend.entrypoints.local import LocalStack
+from backend.core.prompts import parse_prompt
+from backend.entrypoints.gateway import LOCAL_SUB
+from backend.entrypoints.local import LOCAL_WAKE_GUESS_S, LocalStack
 from tests.helpers import wait_until
 
 LONG = " ".join(f"w{i}" for i in range(400))
@@ -207,3 +211,71 @@ def test_stop_leaves_no_process_behind() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_redis_killed_is_restarted_with_its_data_and_the_api_is_back_within_5_s(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with LocalStack(port=0, data_dir=str(tmp_path), echo_delay_s=0.0, claim_idle_s=1.0, heartbeat_s=0.2) as stack:
+        client = Client(stack)
+        client.wait_status(client.post("warm up").json()["request_id"], "done")
+        assert stack.queue is not None and stack.redis is not None and stack.redis.proc is not None
+        # A job waiting in the queue (no worker will take it before the crash: written directly).
+        queued, _ = stack.queue.submit(LOCAL_SUB, parse_prompt({"messages": [{"role": "user",
+                                                                              "content": "kept on disk"}]}))
+        port, old = stack.redis.port, stack.redis.proc
+
+        killed = time.monotonic()
+        os.kill(old.pid, signal.SIGKILL)
+        old.wait()
+        codes = []
+
+        def back() -> bool:
+            codes.append(requests.get(f"{stack.url}/status", timeout=5,
+                                      headers={"Authorization": f"Bearer {stack.token}"}).status_code)
+            return codes[-1] == 200
+
+        wait_until(back, 5, message="the API to answer again")
+        recovered_s = time.monotonic() - killed
+        print(f"redis killed -> API back: {recovered_s * 1000:.0f} ms")
+        assert set(codes) <= {200, 503}  # while it is down the API says so, never a 500
+        wait_until(lambda: stack.redis_restarts == 1, 5, message="the supervisor to finish the restart")
+        assert stack.redis.port == port and stack.redis.proc is not old
+        assert stack.queue.r.hget(f"tl:req:{queued}", "status") is not None  # the append-only file kept it
+        assert client.wait_status(queued, "done", timeout=30)["text"] == "kept on disk"
+
+
+def test_measured_wakes_persist_across_restarts_of_the_stack(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with LocalStack(port=0, data_dir=str(tmp_path), echo_delay_s=0.0, heartbeat_s=0.2) as first:
+        client = Client(first)
+        client.wait_status(client.post("wake up").json()["request_id"], "done")
+        assert client.status()["compute"]["wakes_measured"] == 1
+        assert first.queue is not None
+        (wake,) = first.queue.wake_history()
+        measured = wake["ready"] - wake["requested"]
+    assert measured != LOCAL_WAKE_GUESS_S
+
+    with LocalStack(port=0, data_dir=str(tmp_path), echo_delay_s=0.0, heartbeat_s=0.2) as second:
+        status = Client(second).status()
+        assert status["compute"]["state"] == "stopped"
+        assert status["compute"]["wakes_measured"] == 1
+        assert status["compute"]["eta_s"] == pytest.approx(measured, abs=0.5)
+        assert status["compute"]["eta_s"] != LOCAL_WAKE_GUESS_S
+
+
+def test_a_failed_redis_restart_is_retried_until_it_works(stack: LocalStack) -> None:
+    assert stack.redis is not None and stack.redis.proc is not None
+    stack.redis.stopped = True  # hold the supervisor off while the port is taken from it
+    stack.redis.proc.kill()
+    stack.redis.proc.wait()
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", stack.redis.port))
+    squatter.listen()
+    try:
+        stack.redis.stopped = False  # "it died": the supervisor tries, and the port is busy
+        wait_until(lambda: stack._restart_failures >= 2, 10, message="failed restarts")
+        assert stack.redis_restarts == 0
+    finally:
+        squatter.close()
+    wait_until(lambda: stack.redis_restarts == 1, 10, message="the restart once the port is free")
+    client = Client(stack)
+    assert client.wait_status(client.post("back").json()["request_id"], "done")["text"] == "back"

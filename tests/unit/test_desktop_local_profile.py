@@ -1,9 +1,12 @@
-"""The Local profile hands the chosen engine to the stack it starts."""
+"""The Local profile hands the chosen engine to the stack or service it starts."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from desktop.core.errors import AppError
 from desktop.services.local_profile import ECHO_NOTICE, LocalProfile
 
 
@@ -35,3 +38,23 @@ def test_echo_says_how_to_get_a_real_model() -> None:
     profile.start()
     assert made[0].kwargs == {"port": 0, "engine": "echo"}
     assert profile.notice == ECHO_NOTICE and "Account → Profile" in ECHO_NOTICE
+
+
+def test_the_service_is_started_with_the_settings_engine() -> None:
+    profile = LocalProfile(engine="openai", port=8765, engine_url="http://127.0.0.1:11434/v1", model="llama3.2",
+                           service_args=["--claim-idle", "1"])
+    assert profile.options() == ["--port", "8765", "--engine", "openai", "--engine-url",
+                                 "http://127.0.0.1:11434/v1", "--model", "llama3.2", "--claim-idle", "1"]
+    assert LocalProfile().options() == ["--port", "0", "--engine", "echo"]
+
+
+def test_a_service_that_cannot_start_is_a_sentence_not_a_traceback(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from backend.entrypoints.local_service import ServicePaths
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # no redis-server
+    paths = ServicePaths(tmp_path / "run", tmp_path / "data", tmp_path / "logs")
+    with pytest.raises(AppError) as info:
+        LocalProfile(paths=paths).start()
+    message = str(info.value)
+    assert "redis-server" in message and "Traceback" not in message
+    assert not paths.discovery_file.exists()
