@@ -31,7 +31,7 @@ from backend.adapters.compute_local import LocalProcessCompute
 from backend.adapters.redis_queue import RedisQueue
 from backend.adapters.spend import StaticSpend
 from backend.core.service import Budget, PromptService
-from backend.entrypoints.gateway import Gateway, JwtAuthorizer, TokenAuthorizer
+from backend.entrypoints.gateway import REQUIRED_SCOPE, Gateway, JwtAuthorizer, TokenAuthorizer
 from backend.entrypoints.router import Identity, create_app
 
 log = logging.getLogger("tinyllama.local")
@@ -336,11 +336,14 @@ class LocalStack:
                 from backend.adapters.jwt_verify import CognitoVerifier
 
                 region, pool, client = self.cognito
-                authorizer: Any = JwtAuthorizer(CognitoVerifier(region, pool, client))
+                # The scope the deployed stack's routes require, so a token AWS would
+                # turn away (403) is turned away here too.
+                authorizer: Any = JwtAuthorizer(CognitoVerifier(region, pool, client, required_scope=REQUIRED_SCOPE))
             else:
                 authorizer = TokenAuthorizer(self.token)
-            app = create_app(service, Identity())
-            self.gateway = Gateway(_Activity(app, self._touch), authorizer, port=self.port).start()
+            # A factory, not one resolver: the gateway gives each concurrent request its own.
+            self.gateway = Gateway(lambda: _Activity(create_app(service, Identity()), self._touch),
+                                   authorizer, port=self.port).start()
             if self.queue.depth():
                 # Jobs saved by an earlier run of the stack: its worker is gone, so wake one.
                 service.wake()

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from backend.core.errors import InvalidRequest, TinyLlamaError, Unavailable
 from backend.core.identity import caller
@@ -51,6 +52,26 @@ class Identity:
         return caller(claims, self.required_scope)
 
 
+class OwnEventResolver(APIGatewayHttpResolver):
+    """Powertools' HTTP API resolver, with the event it resolves kept on itself.
+
+    Powertools stores the event on the class (`BaseRouter.current_event = ...` in
+    `resolve`, checked in aws-lambda-powertools 3.x), so two resolvers resolving at once in
+    one process read each other's event: one user's request answered with another's
+    identity or body. Pinning the event on the instance shadows that class attribute for
+    this resolver's routes. The routing context (route arguments) is per instance too, so
+    one resolver still serves one request at a time: the Lambda runs one event at a time,
+    and the local gateway keeps one resolver per connection thread (DESIGN.md).
+    """
+
+    def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        """Resolve `event` as Powertools does, reading it from this instance only."""
+        raw = event.raw_event if hasattr(event, "raw_event") else event
+        self.current_event = APIGatewayProxyEventV2(raw)
+        self.lambda_context = context
+        return super().resolve(raw, context)
+
+
 def _json(status: int, body: Any) -> Response:
     import json
 
@@ -58,8 +79,11 @@ def _json(status: int, body: Any) -> Response:
 
 
 def create_app(service: Any, identity: Identity, mvp: Any = None) -> APIGatewayHttpResolver:
-    """Wire routes to a service. `service` is None on the MVP stack (no queue)."""
-    app = APIGatewayHttpResolver()
+    """Wire routes to a service. `service` is None on the MVP stack (no queue).
+
+    The resolver serves one request at a time; a server with many threads calls this once
+    per thread (see `backend.entrypoints.gateway.Gateway`)."""
+    app = OwnEventResolver()
 
     def need_service() -> Any:
         if service is None:

@@ -102,6 +102,17 @@ class ApiClient:
         return _parse(response)
 
 
+# What the gateway's bare `{"message"}` answers mean for the person (infra/openapi.yaml).
+_GATEWAY_WORDS = {
+    400: "The request reached the API cut short; try again.",
+    403: ("Your sign-in does not allow this: the token lacks the permission (scope) the API "
+          "requires. Sign in again; if this persists, the stack's sign-in settings need a look."),
+    411: "The request was sent in a form the API does not take (without a length); try again.",
+    413: "The message is too large to send; shorten it or split it into several.",
+    429: "The API is getting too many requests; wait a moment and try again.",
+}
+
+
 def _parse(response: requests.Response) -> dict[str, Any]:
     try:
         data = response.json()
@@ -110,12 +121,14 @@ def _parse(response: requests.Response) -> dict[str, Any]:
     if response.ok and isinstance(data, dict):
         return data
     code, message = "", ""
+    status = response.status_code
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         code = str(data["error"].get("code") or "")
         message = str(data["error"].get("message") or "")
-    elif isinstance(data, dict) and "message" in data:  # API Gateway's own 401/403 shape
-        message = str(data["message"])
-    status = response.status_code
+    elif isinstance(data, dict) and "message" in data:
+        # The gateway's own `{"message": "Forbidden"}` (API Gateway's, or the local
+        # gateway's): the status phrase, which says nothing a person can act on.
+        message = _GATEWAY_WORDS.get(status, "")
     if response.ok:
         raise ApiError("The API answered with something that is not JSON.", status=status)
     if code == "budget_exceeded":

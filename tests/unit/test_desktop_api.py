@@ -101,3 +101,30 @@ def test_odd_answers_map_to_app_errors(status: int, body: bytes, error: type) ->
     with pytest.raises(error) as caught:
         api.status()
     assert str(caught.value) and "<html>" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "words"),
+    [
+        (403, b'{"message":"Forbidden"}', "lacks the permission"),
+        (403, b'{"error":{"code":"insufficient_scope","message":"No scope for this."}}', "No scope for this."),
+        (413, b'{"message":"Request Entity Too Large"}', "too large to send"),
+        (413, b'{"error":{"code":"payload_too_large","message":"The body is over 256 KiB."}}', "over 256 KiB"),
+        (411, b'{"message":"Length Required"}', "without a length"),
+        (400, b'{"message":"Bad Request"}', "cut short"),
+    ],
+)
+def test_both_error_shapes_become_words_a_person_can_act_on(status: int, body: bytes, words: str) -> None:
+    api = ApiClient("http://api.invalid", lambda: "t", session=_Canned(status, body))
+    with pytest.raises(ApiError) as caught:
+        api.status()
+    assert words in str(caught.value) and caught.value.status == status
+
+
+def test_the_gateways_own_413_reads_as_words(stack: LocalStack) -> None:
+    from backend.entrypoints.gateway import MAX_PAYLOAD_BYTES
+
+    api = ApiClient(stack.url, lambda: stack.token)
+    with pytest.raises(ApiError) as caught:  # past API Gateway's 10 MiB: the gateway's {"message"}
+        api.submit([{"role": "user", "content": "x" * (MAX_PAYLOAD_BYTES + 1)}])
+    assert caught.value.status == 413 and "too large to send" in str(caught.value)
