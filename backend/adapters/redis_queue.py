@@ -369,6 +369,19 @@ class RedisQueue:
         self.ack(delivery.entry_id)
         return result
 
+    def fail_waiting(self, error: dict[str, str]) -> int:
+        """Fail every job still in the stream (waiting or running) with `error`, and drop
+        their entries; the local stack's answer to an engine that cannot start. Returns how
+        many requests were failed."""
+        failed = 0
+        entries: Any = self.r.xrange(self.stream)
+        for entry_id, fields in entries:
+            rid = _decode(fields[b"id"])
+            if self.transition(rid, JobStatus.FAILED, finished=repr(time.time()), error=error) == "OK":
+                failed += 1
+            self.ack(_decode(entry_id))
+        return failed
+
     def requeue(self, delivery: Delivery) -> None:
         """Put a running job back to queued (cold stop); its entry stays pending so the
         next worker reclaims it."""

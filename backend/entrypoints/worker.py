@@ -461,6 +461,7 @@ def main_from_env(argv_engine: Engine | None = None) -> int:
     worker = Worker(
         queue,
         engine,
+        name=os.environ.get("WORKER_NAME") or None,
         max_inflight=int(os.environ.get("MAX_INFLIGHT", "32")),
         idle_timeout_s=float(os.environ.get("IDLE_TIMEOUT_S", "900")),
         on_idle=settings.idle_action_from_env(),
