@@ -243,6 +243,7 @@ class Worker:
             "worker": self.name,
             "engine": self.engine.name,
             "model": getattr(self.engine, "model", None),
+            "context_tokens": getattr(self.engine, "context_tokens", None),
             "ready": ready,
             "inflight": len(self._inflight),
             "pid": os.getpid(),
