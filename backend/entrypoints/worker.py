@@ -398,7 +398,7 @@ class Worker:
             "usage": usage,
             "finished": repr(finished),
             "cost_usd": repr(round(self._gpu_cost(finished - started, sharing_at_start), 6)),
-            "finish_reason": (final.finish_reason if final else None) or "stop",
+            "finish_reason": final.finish_reason if final else "cancelled",  # no final: it was stopped
         }
         if first_token:
             fields["first_token"] = repr(first_token)

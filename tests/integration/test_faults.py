@@ -176,3 +176,25 @@ def test_claim_orphans_leaves_live_workers_alone_and_hands_an_orphan_out_once(qu
     # A consumer with no beat and nothing pending is dropped from the group.
     names = {c["name"].decode() for c in queue.r.xinfo_consumers(queue.stream, "workers")}
     assert "dead" not in names and "live" in names
+
+
+class EndsEarlyEngine:
+    """Yields text and then simply stops, with no final chunk (an engine-side bug or crash)."""
+
+    name = "ends-early"
+
+    def ready(self) -> bool:
+        return True
+
+    def stream(self, messages: list[dict[str, str]], params: dict[str, Any],
+               should_stop: Callable[[], bool]) -> Iterator[Any]:
+        from backend.core.ports import Chunk
+
+        yield Chunk(text="half an")
+
+
+def test_any_engine_whose_stream_ends_without_a_finish_fails_the_job(
+        queue: RedisQueue, start_worker: Callable[..., Running]) -> None:
+    start_worker(EndsEarlyEngine())
+    job = wait_status(queue, submit(queue), JobStatus.FAILED)
+    assert "ended early" in job["error"]["message"] and job["text"] == "half an"
