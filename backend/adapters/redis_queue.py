@@ -3,7 +3,8 @@
 Keys (all under one prefix, default `tl`):
 
 - `tl:jobs`            Stream of `{id}` entries; consumer group `workers`.
-- `tl:req:{id}`        Hash: owner, status, messages, params, text, timings, usage, error.
+- `tl:req:{id}`        Hash: owner, status, messages, params, text, timings, usage, error,
+                       attempt (set when a reclaimed job starts over).
                        Expires `result_ttl_s` after the request ends.
 - `tl:gone:{id}`       The owner of a request whose result has expired, so that its owner
                        gets `expired` rather than a bare 404.

@@ -2,8 +2,10 @@
 
 vLLM batches concurrent requests, so the worker keeps up to `max_inflight` jobs running
 at once, one thread each (the engine call is blocking I/O). It streams text into the
-request hash as it comes, stops generating when a request is cancelled, heartbeats,
-reclaims jobs a dead worker left behind, and stops its machine after an idle spell.
+request hash as it comes, stops generating when a request is cancelled (a watcher thread
+aborts the engine's request, so a stalled stream stops too), heartbeats — "ready" only
+while the engine answers —, takes over the jobs of workers whose heartbeat expired, and
+stops its machine after an idle spell.
 
 Signals: the first SIGTERM/SIGINT is a warm stop (take no new jobs, finish the running
 ones — including any a read in flight had already handed to this worker, since leaving
