@@ -108,3 +108,22 @@ def test_the_engines_children_die_with_it(compute_factory, tmp_path: Path) -> No
     leader = compute.pids[0]
     os.kill(leader, signal.SIGKILL)
     wait_until(lambda: _gone(child), 3, message="the engine's child to die with it")
+
+
+def test_status_stops_saying_ready_when_the_engine_stops_answering(openai_server) -> None:  # type: ignore[no-untyped-def]
+    with LocalStack(port=0, engine="openai", engine_url=openai_server.url, heartbeat_s=0.2) as stack:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {stack.token}"
+
+        def state() -> str:
+            return session.get(f"{stack.url}/status", timeout=10).json()["compute"]["state"]
+
+        rid = session.post(f"{stack.url}/prompts", json={"messages": [{"role": "user", "content": "hi"}]},
+                           timeout=10).json()["request_id"]
+        wait_until(lambda: session.get(f"{stack.url}/prompts/{rid}", timeout=10).json()["status"] == "done", 20,
+                   message="the first answer")
+        assert state() == "ready"
+        openai_server.answering = False
+        wait_until(lambda: state() == "loading_model", 5, message="/status to stop saying ready")
+        openai_server.answering = True
+        wait_until(lambda: state() == "ready", 5, message="/status to say ready again")
