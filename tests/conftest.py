@@ -12,7 +12,8 @@ from backend.adapters.redis_queue import RedisQueue
 from backend.entrypoints.local import RedisServer
 
 # Fixture modules every test can use without importing them.
-pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.imds", "tests.fixtures.vllm"]
+pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.imds", "tests.fixtures.vllm",
+                  "tests.fixtures.openai_server"]
 
 
 @pytest.fixture(scope="session")

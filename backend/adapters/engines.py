@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -74,6 +76,7 @@ class OpenAIEngine:
         api_key: str = "EMPTY",
         model: str | None = None,
         timeout_s: float = 60.0,
+        ready_timeout_s: float = 1.0,
         client: Any = None,
     ):
         if client is None:
@@ -83,18 +86,25 @@ class OpenAIEngine:
         self.client = client
         self.model = model
         self.base_url = base_url
+        # The worker asks on every heartbeat; a hung server must not hold its loop for
+        # the generation timeout.
+        self.ready_timeout_s = ready_timeout_s
+        self.context_tokens: int | None = None
 
     def ready(self) -> bool:
-        """True once the server lists a model (vLLM answers only after loading it)."""
+        """True while the server lists a model (vLLM answers only after loading it)."""
         try:
-            models = self.client.models.list()
-        except Exception:  # any failure means "not yet"; the worker retries with backoff
+            models = self.client.with_options(timeout=self.ready_timeout_s).models.list()
+        except Exception:  # any failure means "not now"; the worker asks again shortly
             return False
         ids = [m.id for m in models.data]
         if not ids:
             return False
         if self.model is None:
             self.model = ids[0]
+        for m in models.data:  # vLLM says its context length; other servers may not
+            if m.id == self.model and isinstance(getattr(m, "max_model_len", None), int):
+                self.context_tokens = m.max_model_len
         return True
 
     def stream(
@@ -117,30 +127,62 @@ class OpenAIEngine:
             raise EngineError(f"The model server refused the prompt: {exc.message}") from None
         except openai.APIError as exc:
             raise EngineError(f"The model server is not answering ({exc.__class__.__name__}).") from None
+        on_stop = getattr(should_stop, "on_stop", None)
+        if on_stop is not None:
+            # A stalled stream never reaches the next check: abort the request from the
+            # stopping thread, which ends the read here and makes vLLM stop generating.
+            on_stop(lambda: _abort(stream))
         finish: str | None = None
         usage = None
+        sent = 0
         try:
             for event in stream:
                 if should_stop():
-                    finish = "cancelled"
                     break
                 if event.usage is not None:
                     usage = event.usage
                 for choice in event.choices:
                     if choice.delta and choice.delta.content:
+                        sent += 1
                         yield Chunk(text=choice.delta.content)
                     if choice.finish_reason:
                         finish = choice.finish_reason
-        except openai.APIError as exc:
-            raise EngineError(f"The model server stopped mid-answer ({exc.__class__.__name__}).") from None
+        except Exception as exc:  # the SDK's errors, or the HTTP client's when aborted mid-read
+            if not should_stop():  # an aborted read fails; that is the cancel, not an error
+                raise EngineError(f"The model server stopped mid-answer ({exc.__class__.__name__}).") from None
         finally:
             # Closing the HTTP response is what makes vLLM abort the generation.
-            stream.close()
+            with contextlib.suppress(Exception):
+                stream.close()
+        if should_stop() and finish is None:
+            finish = "cancelled"
+        if finish is None:
+            raise EngineError(
+                "The engine's stream ended early, before the answer was finished "
+                "(the model server may have restarted). Try again."
+            )
         yield Chunk(
-            finish_reason=finish or "stop",
+            finish_reason=finish,
             prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else sent,
         )
+
+
+def _abort(stream: Any) -> None:
+    """Shut the stream's socket down, waking a read blocked in another thread.
+
+    Closing the response alone does not: on Linux, close() of a socket another thread is
+    reading leaves that read blocked. shutdown() ends it at once (the read sees EOF).
+    """
+    response = getattr(stream, "response", None)
+    network = getattr(response, "extensions", {}).get("network_stream") if response is not None else None
+    sock = network.get_extra_info("socket") if network is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        return
+    with contextlib.suppress(Exception):
+        stream.close()
 
 
 def make_engine(kind: str, *, url: str | None = None, model: str | None = None, api_key: str = "EMPTY",

@@ -3,7 +3,8 @@
 Keys (all under one prefix, default `tl`):
 
 - `tl:jobs`            Stream of `{id}` entries; consumer group `workers`.
-- `tl:req:{id}`        Hash: owner, status, messages, params, text, timings, usage, error.
+- `tl:req:{id}`        Hash: owner, status, messages, params, text, timings, usage, error,
+                       attempt (set when a reclaimed job starts over).
                        Expires `result_ttl_s` after the request ends.
 - `tl:gone:{id}`       The owner of a request whose result has expired, so that its owner
                        gets `expired` rather than a bare 404.
@@ -253,6 +254,49 @@ class RedisQueue:
             out.append(Delivery(_decode(entry_id), _decode(fields[b"id"]), deliveries))
         return out
 
+    def claim_orphans(self, consumer: str, count: int = 16, guard_ms: int = 1000) -> list[Delivery]:
+        """Take over the pending entries of consumers whose heartbeat has expired.
+
+        A worker that died stops beating, and its beat expires within a few heartbeats,
+        far sooner than `claim_stale`'s fixed silence; this claims those jobs at once.
+        `guard_ms` is the XCLAIM min-idle: once one worker has claimed an entry its idle
+        time is 0, so a second worker racing on the same orphan gets nothing. (A dead
+        worker's entries are older than that: it touched them with each beat.) Consumers
+        with nothing pending and no beat are removed from the group, so the list of
+        consumers does not grow with every worker process ever started.
+        """
+        try:
+            consumers = self.r.xinfo_consumers(self.stream, GROUP)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc) and "no such key" not in str(exc):
+                raise
+            self.ensure_group()
+            return []
+        others = [_decode(c["name"]) for c in consumers if _decode(c["name"]) != consumer]
+        if not others:
+            return []
+        beats = self.r.mget([f"{self.prefix}:hb:{n}" for n in others])
+        pending = {_decode(c["name"]): int(c["pending"]) for c in consumers}
+        out: list[Delivery] = []
+        for name, beat in zip(others, beats, strict=True):
+            if beat is not None:
+                continue
+            if pending[name] == 0:
+                self.r.xgroup_delconsumer(self.stream, GROUP, name)
+                continue
+            if len(out) >= count:
+                continue
+            entries = self.r.xpending_range(self.stream, GROUP, min="-", max="+", count=count - len(out),
+                                            consumername=name)
+            for entry in entries:
+                claimed: Any = self.r.xclaim(self.stream, GROUP, consumer, min_idle_time=guard_ms,
+                                             message_ids=[entry["message_id"]])
+                for entry_id, fields in claimed:
+                    if fields:  # an entry deleted meanwhile comes back without fields
+                        out.append(Delivery(_decode(entry_id), _decode(fields[b"id"]),
+                                            int(entry["times_delivered"]) + 1))
+        return out
+
     def touch(self, consumer: str, entry_ids: list[str]) -> None:
         """Reset the idle time of entries this worker is still working on, so that a
         long answer is not mistaken for a dead worker's."""
@@ -283,8 +327,9 @@ class RedisQueue:
                     },
                 )
                 return None
-            # Reclaimed from a dead worker: start the answer over.
-            self.transition(delivery.request_id, JobStatus.QUEUED, text="")
+            # Reclaimed from a dead worker: start the answer over, and say so (`attempt`),
+            # so that the app shows "retrying" rather than the first try's frozen text.
+            self.transition(delivery.request_id, JobStatus.QUEUED, text="", attempt=str(delivery.deliveries))
             self.r.hdel(key, "first_token")
         result = self.transition(
             delivery.request_id, JobStatus.RUNNING, started=repr(time.time()), worker=worker
@@ -293,6 +338,17 @@ class RedisQueue:
             return None
         raw = self.r.hgetall(key)
         return {_decode(k): _decode(v) for k, v in raw.items()}
+
+    def status(self, request_id: str) -> str | None:
+        """The request's status, or None when its hash is gone."""
+        return _decode(self.r.hget(self._req(request_id), "status"))
+
+    def statuses(self, request_ids: list[str]) -> list[str | None]:
+        """The statuses of several requests in one round trip (the worker's cancel watch)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            for rid in request_ids:
+                pipe.hget(self._req(rid), "status")
+            return [_decode(v) for v in pipe.execute()]
 
     def write_text(self, request_id: str, text: str, first_token: float | None) -> str | None:
         """Store the text so far; return the job's status (not 'running' means stop)."""
@@ -313,6 +369,19 @@ class RedisQueue:
             )
         self.ack(delivery.entry_id)
         return result
+
+    def fail_waiting(self, error: dict[str, str]) -> int:
+        """Fail every job still in the stream (waiting or running) with `error`, and drop
+        their entries; the local stack's answer to an engine that cannot start. Returns how
+        many requests were failed."""
+        failed = 0
+        entries: Any = self.r.xrange(self.stream)
+        for entry_id, fields in entries:
+            rid = _decode(fields[b"id"])
+            if self.transition(rid, JobStatus.FAILED, finished=repr(time.time()), error=error) == "OK":
+                failed += 1
+            self.ack(_decode(entry_id))
+        return failed
 
     def requeue(self, delivery: Delivery) -> None:
         """Put a running job back to queued (cold stop); its entry stays pending so the
@@ -407,6 +476,7 @@ def _present(request_id: str, job: dict[str, Any]) -> dict[str, Any]:
     created, started = _num(job, "created"), _num(job, "started")
     first, finished = _num(job, "first_token"), _num(job, "finished")
     params = json.loads(job.get("params") or "{}")
+    attempt = int(job.get("attempt") or 1)
     return {
         "request_id": request_id,
         "status": job.get("status"),
@@ -421,4 +491,6 @@ def _present(request_id: str, job: dict[str, Any]) -> dict[str, Any]:
         },
         "cost_usd": _num(job, "cost_usd"),
         "error": json.loads(job["error"]) if job.get("error") else None,
+        "attempt": attempt,
+        "retrying": attempt > 1 and not JobStatus(job.get("status") or "queued").terminal,
     }

@@ -7,6 +7,7 @@ tests use the real thing (a real redis-server, moto's server).
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -93,11 +94,47 @@ class Chunk:
     finish_reason: str | None = None
 
 
+class StopSignal:
+    """A stop request for one stream: callable like `should_stop`, and able to interrupt.
+
+    Engines poll it between chunks. One that can block between chunks (an HTTP stream that
+    stalls) also registers `on_stop(callback)`; `set()` runs the callbacks at once, from
+    the thread that stops the job, so the engine can abort its request there and then.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when the stop is set (at once when it already is)."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+
 class Engine(Protocol):
     """Generates text for chat messages, as a stream the caller can abandon.
 
     `should_stop` is polled between chunks; when it returns True the engine stops
     generating (for an HTTP engine: closes the stream, which makes vLLM abort the request).
+    The worker passes a `StopSignal`, whose `on_stop` lets an engine abort a stalled stream.
+    The last chunk carries a finish reason; a stream that ends without one is a failure.
     """
 
     name: str

@@ -116,6 +116,42 @@ def parse_prompt(body: Any) -> PromptRequest:
     return PromptRequest(clean, max_tokens, float(temperature), model, key)
 
 
+# A lower bound of tokens per character, so that a refusal is certain: tokenizers of
+# Llama-family models spend about one token per 3.5–4 characters of English and more on
+# code, digits and other scripts; 5 keeps the estimate below the real count for nearly
+# all text. Each message also costs the chat template's role markers.
+CHARS_PER_TOKEN_AT_MOST = 5
+TEMPLATE_TOKENS_PER_MESSAGE = 4
+
+
+def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
+    """A deliberately low estimate of the prompt's tokens (see CHARS_PER_TOKEN_AT_MOST)."""
+    chars = sum(len(m["content"]) for m in messages)
+    return chars // CHARS_PER_TOKEN_AT_MOST + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
+
+
+def check_context(prompt: PromptRequest, context_tokens: int | None) -> None:
+    """Refuse a prompt the model cannot take (the conversation and the answer's
+    `max_tokens` must fit its context), before anything is queued or woken."""
+    if not context_tokens:
+        return
+    estimate = estimate_prompt_tokens(prompt.messages)
+    if estimate >= context_tokens:
+        raise PayloadTooLarge(
+            f"The conversation is about {estimate:,} tokens or more; the model reads at most "
+            f"{context_tokens:,}. Shorten it or start a new conversation.",
+            code="context_too_long",
+        )
+    if estimate + prompt.max_tokens > context_tokens:
+        room = context_tokens - estimate
+        raise PayloadTooLarge(
+            f"The conversation (about {estimate:,} tokens) and an answer of up to {prompt.max_tokens:,} "
+            f"tokens do not fit the model's {context_tokens:,}-token context. Ask for at most {room:,} "
+            "tokens, or shorten the conversation.",
+            code="context_too_long",
+        )
+
+
 def check_request_id(request_id: str) -> str:
     """Reject ids that cannot be ours before touching Redis. Unknown ids are 404 later."""
     if not re.fullmatch(REQUEST_ID_PATTERN, request_id or ""):

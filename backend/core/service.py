@@ -15,7 +15,7 @@ from backend.core.errors import TinyLlamaError
 from backend.core.jobs import JobStatus
 from backend.core.policies import DEFAULT_WAKE_ETA_S, budget_state, check_budget, wake_eta
 from backend.core.ports import ComputeControl, ComputeState, MachineStatus, SpendSource
-from backend.core.prompts import PromptRequest
+from backend.core.prompts import PromptRequest, check_context
 
 log = logging.getLogger("tinyllama.router")
 
@@ -68,6 +68,7 @@ class PromptService:
         clock: Any = time.time,
         default_wake_s: float = DEFAULT_WAKE_ETA_S,
         describe_ttl_s: float = 0.0,
+        context_tokens: int | None = None,
     ):
         self.queue = queue
         self.compute = compute
@@ -79,9 +80,14 @@ class PromptService:
         # call (rate-limited, ~100 ms), so a Lambda instance reuses an answer this young.
         self.describe_ttl_s = describe_ttl_s
         self._described: tuple[float, MachineStatus] | None = None
+        # The model's context length, when configured (MAX_MODEL_LEN); otherwise the one
+        # the last worker reported from its engine, once one has run.
+        self.context_tokens = context_tokens
 
     def submit(self, owner: str, prompt: PromptRequest) -> dict[str, Any]:
         """Enqueue; wake the GPU if it sleeps. 202 body of the contract."""
+        # Before the wake: a prompt the model cannot take must not start a GPU.
+        check_context(prompt, self.context_tokens or self._reported_context())
         compute = self.compute_status()
         if compute["state"] == ComputeState.READY:
             request_id, created = self.queue.submit(owner, prompt, JobStatus.QUEUED)
@@ -169,6 +175,13 @@ class PromptService:
             "wakes_measured": len(history),
             "worker": worker,
         }
+
+    def _reported_context(self) -> int | None:
+        """The context length the freshest worker heard from its engine (vLLM says it)."""
+        for beat in self.queue.workers():
+            if isinstance(beat.get("context_tokens"), int):
+                return int(beat["context_tokens"])
+        return None
 
     def _describe(self) -> MachineStatus:
         now = time.monotonic()

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import redis
 
-from backend.adapters.compute_local import LocalProcessCompute
+from backend.adapters.compute_local import DEFAULT_MAX_MODEL_LEN, LocalProcessCompute, find_vllm, vllm_command
 from backend.adapters.redis_queue import RedisQueue
 from backend.adapters.spend import StaticSpend
 from backend.core.service import Budget, PromptService
@@ -107,14 +107,17 @@ class _WatchedCompute(LocalProcessCompute):
         super().__init__(*args, **kwargs)
         self.watchdog = watchdog
 
-    def _spawn(self, cmd: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
-        proc = super()._spawn(cmd, env, name)
+    def _spawn(self, cmd: list[str], name: str) -> subprocess.Popen[bytes]:
+        replaced = self._procs.get(name)  # the supervisor restarts a dead child under its name
+        proc = super()._spawn(cmd, name)
         if self.watchdog:
+            if replaced is not None:
+                self.watchdog.remove(replaced.pid)
             self.watchdog.add(proc.pid)  # start_new_session: its pid is its group id
         return proc
 
     def _reap(self) -> None:
-        procs = list(self._procs)
+        procs = list(self._procs.values())
         super()._reap()
         if self.watchdog:
             for proc in procs:
@@ -301,15 +304,17 @@ class LocalStack:
     def _engine_cmd(self) -> list[str] | None:
         if self.engine != "vllm":
             return None
-        exe = shutil.which("vllm")
+        exe = find_vllm()
         if exe is None:
             raise LocalStackError(
                 "vLLM is not installed here. Use `--engine echo`, or `--engine openai --engine-url URL` "
-                "for any OpenAI-compatible server, or install vLLM (`pip install 'tinyllama[gpu]'`)."
+                "for any OpenAI-compatible server, or install vLLM (`pip install 'tinyllama[gpu]'`, "
+                "or set TINYLLAMA_VLLM to a `vllm` executable)."
             )
         if not self.model:
             raise LocalStackError("`--engine vllm` needs `--model` (a local path or a model name).")
-        return [exe, "serve", self.model, "--host", "127.0.0.1", "--port", str(self._engine_port), *self.vllm_args]
+        return vllm_command(exe, self.model, self._engine_port, workdir=self.workdir, extra=self.vllm_args,
+                            max_model_len=int(os.environ.get("MAX_MODEL_LEN") or DEFAULT_MAX_MODEL_LEN))
 
     def start(self) -> LocalStack:
         try:
@@ -326,7 +331,7 @@ class LocalStack:
             self.queue = RedisQueue.from_url(self.redis.url, result_ttl_s=self.result_ttl_s)
             self.queue.ensure_group()
             self.compute = _WatchedCompute(self.worker_env(), engine_cmd=self._engine_cmd(),
-                                           log_dir=self.workdir, watchdog=self.watchdog)
+                                           log_dir=self.workdir, watchdog=self.watchdog, queue=self.queue)
             service = PromptService(
                 self.queue, self.compute, StaticSpend(self.spend_usd),
                 Budget(self.warning_usd, self.hard_cap_usd),

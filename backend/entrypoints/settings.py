@@ -14,6 +14,7 @@
 | REQUIRED_SCOPE | scope every route but `POST /` requires |
 | DATA_BUCKET | MVP: store echoed prompts there |
 | ENGINE, ENGINE_URL, MODEL, OPENAI_SECRET, ECHO_DELAY_S | the worker's engine |
+| MAX_MODEL_LEN | the model's context in tokens: longer prompts are refused before a wake |
 | IDLE_ACTION | worker: `ec2-stop` (stop its own instance, from IMDSv2) or `exit` |
 
 No secret is ever an environment value: the environment names the secret, and Powertools'
@@ -107,8 +108,10 @@ def service_from_env() -> PromptService | None:
         return None
     queue = queue_from_env()
     budget = Budget(_float("BUDGET_WARNING_USD"), _float("BUDGET_HARD_CAP_USD"))
+    context = os.environ.get("MAX_MODEL_LEN")
     return PromptService(queue, compute_from_env(), spend_from_env(queue), budget,
-                         describe_ttl_s=float(os.environ.get("DESCRIBE_TTL_S", "2")))
+                         describe_ttl_s=float(os.environ.get("DESCRIBE_TTL_S", "2")),
+                         context_tokens=int(context) if context else None)
 
 
 def identity_from_env() -> Any:

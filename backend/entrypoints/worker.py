@@ -2,8 +2,10 @@
 
 vLLM batches concurrent requests, so the worker keeps up to `max_inflight` jobs running
 at once, one thread each (the engine call is blocking I/O). It streams text into the
-request hash as it comes, stops generating when a request is cancelled, heartbeats,
-reclaims jobs a dead worker left behind, and stops its machine after an idle spell.
+request hash as it comes, stops generating when a request is cancelled (a watcher thread
+aborts the engine's request, so a stalled stream stops too), heartbeats — "ready" only
+while the engine answers —, takes over the jobs of workers whose heartbeat expired, and
+stops its machine after an idle spell.
 
 Signals: the first SIGTERM/SIGINT is a warm stop (take no new jobs, finish the running
 ones — including any a read in flight had already handed to this worker, since leaving
@@ -27,21 +29,36 @@ from typing import Any
 
 import redis
 
+from backend.adapters.engines import EngineError
 from backend.adapters.redis_queue import Delivery, RedisQueue
 from backend.core.errors import TinyLlamaError
 from backend.core.jobs import JobStatus
 from backend.core.policies import should_idle_stop
-from backend.core.ports import Engine
+from backend.core.ports import Engine, StopSignal
 
 log = logging.getLogger("tinyllama.worker")
 
 METRICS_NAMESPACE = "TinyLlama"
 
 
-class Backoff:
-    """Capped exponential backoff for Redis outages: 0.1 s, 0.2 s, ... up to `cap`."""
+# How often a worker whose engine is not answering asks it again. Fixed and short: the
+# engine's readiness is a local HTTP call, and every backoff step here was a step added
+# to each wake (a healthy engine was noticed up to 5 s late).
+ENGINE_POLL_S = 0.1
+# How often running jobs are checked for a cancel. A stalled stream yields no chunk, so
+# the per-chunk check alone could leave a cancelled answer generating indefinitely.
+CANCEL_POLL_S = 0.2
 
-    def __init__(self, base: float = 0.1, cap: float = 5.0):
+
+class Backoff:
+    """Capped exponential backoff for Redis outages: 0.1 s, 0.2 s, ... up to `cap`.
+
+    The cap is short (0.5 s) because an outage of the local or ElastiCache Redis is over
+    when it restarts, and a worker still asleep in a 5 s step then kept prompts waiting
+    that long for nothing; a retry every half second is no load on a recovering server.
+    """
+
+    def __init__(self, base: float = 0.1, cap: float = 0.5):
         self.base, self.cap, self.delay = base, cap, 0.0
 
     def next(self) -> float:
@@ -84,13 +101,14 @@ class Worker:
 
         self._inflight: dict[str, Delivery] = {}
         self._lock = threading.Lock()
-        self._slots = threading.Semaphore(max_inflight)
         self._warm_stop = threading.Event()
         self._cold_stop = threading.Event()
         self._wake = threading.Event()  # interrupts waits on stop
+        self._stopped = threading.Event()  # run() has returned: the cancel watcher ends
         self._pool = ThreadPoolExecutor(max_workers=max_inflight, thread_name_prefix="job")
         self._last_activity = time.monotonic()
-        self._ready = False
+        self._ready = False  # the engine answered at the last check
+        self._stops: dict[str, StopSignal] = {}  # entry id -> the stop of its running stream
         self._done_tokens = 0
         self._done_latency_ms: list[float] = []
         self.stopped_reason = ""
@@ -119,6 +137,8 @@ class Worker:
         """Work until stopped or idle; return why it stopped."""
         backoff = Backoff()
         self._wait_for_engine()
+        watcher = threading.Thread(target=self._watch_cancels, name="cancel-watch", daemon=True)
+        watcher.start()
         next_tick = 0.0
         while not self._warm_stop.is_set():
             try:
@@ -129,27 +149,42 @@ class Worker:
                     if self._idle_expired():
                         self.stopped_reason = self._go_idle()
                         break
-                self._pull()
+                if self._ready:
+                    self._pull()
+                else:
+                    # The engine stopped answering: take nothing new (the jobs wait in the
+                    # queue, not fail), and look again soon rather than at the next beat.
+                    self._wake.wait(ENGINE_POLL_S)
+                    if self.engine.ready():
+                        self._engine_back()
                 backoff.reset()
             except redis.RedisError as exc:
                 delay = backoff.next()
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
                 self._wake.wait(delay)
         self._drain()
+        self._stopped.set()
+        watcher.join(CANCEL_POLL_S * 5)
         return self.stopped_reason or ("cold stop" if self._cold_stop.is_set() else "warm stop")
 
     def _wait_for_engine(self) -> None:
-        backoff = Backoff(base=0.2, cap=5.0)
+        next_beat = 0.0
         while not self._warm_stop.is_set():
-            try:
-                self.queue.heartbeat(self.name, self._beat(ready=False), ttl_s=self.heartbeat_s * 3)
-            except redis.RedisError as exc:
-                log.warning("Redis unavailable while starting (%s)", exc)
+            now = time.monotonic()
+            if now >= next_beat:
+                next_beat = now + self.heartbeat_s
+                try:
+                    self.queue.heartbeat(self.name, self._beat(ready=False), ttl_s=self.heartbeat_s * 3)
+                except redis.RedisError as exc:
+                    log.warning("Redis unavailable while starting (%s)", exc)
             if self.engine.ready():
                 break
-            self._wake.wait(backoff.next())
+            self._wake.wait(ENGINE_POLL_S)
         self._ready = True
         try:
+            # Say "ready" at once: /status (and the wake's measured phases) should not
+            # wait for the first beat of the main loop.
+            self.queue.heartbeat(self.name, self._beat(ready=True), ttl_s=self.heartbeat_s * 3)
             self.queue.ensure_group()
             phases = self.queue.wake_ready()
             if phases:
@@ -176,15 +211,29 @@ class Worker:
         self._last_activity = time.monotonic()
         self._pool.submit(self._run_job, delivery)
 
-    def _tick(self) -> None:
-        """Heartbeat, keep our own jobs from looking abandoned, reclaim dead workers' jobs."""
+    def _engine_back(self) -> None:
+        log.info("the engine answers again")
+        self._ready = True
         self.queue.heartbeat(self.name, self._beat(ready=True), ttl_s=self.heartbeat_s * 3)
+
+    def _tick(self) -> None:
+        """Heartbeat (ready only while the engine answers), keep our own jobs from looking
+        abandoned, reclaim the jobs of workers that are gone."""
+        was_ready, self._ready = self._ready, self.engine.ready()
+        if was_ready and not self._ready:
+            log.warning("the engine stopped answering; taking no new jobs until it is back")
+        self.queue.heartbeat(self.name, self._beat(ready=self._ready), ttl_s=self.heartbeat_s * 3)
         with self._lock:
             mine = list(self._inflight)
         self.queue.touch(self.name, mine)
-        free = self._free_slots()
+        free = self._free_slots() if self._ready else 0
         if free:
-            for delivery in self.queue.claim_stale(self.name, int(self.claim_idle_s * 1000), count=free):
+            # A worker whose heartbeat expired is gone: its jobs are taken at once. The
+            # idle-time claim stays as the backstop (a consumer with no beat at all).
+            taken = self.queue.claim_orphans(self.name, count=free)
+            if len(taken) < free:
+                taken += self.queue.claim_stale(self.name, int(self.claim_idle_s * 1000), count=free - len(taken))
+            for delivery in taken:
                 log.info("reclaimed %s (delivery %d)", delivery.request_id, delivery.deliveries)
                 self._submit(delivery)
         if self.emit_metrics:
@@ -195,6 +244,7 @@ class Worker:
             "worker": self.name,
             "engine": self.engine.name,
             "model": getattr(self.engine, "model", None),
+            "context_tokens": getattr(self.engine, "context_tokens", None),
             "ready": ready,
             "inflight": len(self._inflight),
             "pid": os.getpid(),
@@ -217,6 +267,33 @@ class Worker:
         result = self.on_idle() if self.on_idle else "idle"
         log.info("idle stop: %s", result)
         return f"idle: {result}"
+
+    def _watch_cancels(self) -> None:
+        """Stop the streams of cancelled jobs now, not at their next chunk.
+
+        One pipelined read of the running jobs' statuses every CANCEL_POLL_S; a job no
+        longer `running` (cancelled, or failed by someone else) has its stop signalled,
+        which makes the engine abort its HTTP request even when the stream is stalled.
+        A cold stop signals every running job.
+        """
+        while not self._stopped.wait(CANCEL_POLL_S):
+            with self._lock:
+                running = [(self._inflight[e].request_id, stop) for e, stop in self._stops.items()
+                           if e in self._inflight]
+            if not running:
+                continue
+            if self._cold_stop.is_set():
+                for _rid, stop in running:
+                    stop.set()
+                continue
+            try:
+                statuses = self.queue.statuses([rid for rid, _stop in running])
+            except redis.RedisError:
+                continue  # the main loop reports the outage; chunks still check on flush
+            for (rid, stop), current in zip(running, statuses, strict=True):
+                if current not in (None, JobStatus.RUNNING.value):
+                    log.info("stopping %s: it is %s", rid, current)
+                    stop.set()
 
     def _drain(self) -> None:
         """Warm: wait for running jobs. Cold: they see the stop flag and go back to the queue.
@@ -272,12 +349,14 @@ class Worker:
         parts: list[str] = []
         first_token: float | None = None
         last_flush = 0.0
-        cancelled = threading.Event()
+        stop = StopSignal()
+        if self._cold_stop.is_set():
+            stop.set()
+        with self._lock:
+            self._stops[delivery.entry_id] = stop
         final = None
         try:
-            for chunk in self.engine.stream(
-                messages, params, lambda: cancelled.is_set() or self._cold_stop.is_set()
-            ):
+            for chunk in self.engine.stream(messages, params, stop):
                 if chunk.text:
                     parts.append(chunk.text)
                     first_token = first_token or time.time()
@@ -287,27 +366,40 @@ class Worker:
                 if chunk.text and now - last_flush >= self.flush_interval_s:
                     last_flush = now
                     if self._flush(delivery, "".join(parts), first_token) not in (None, "running"):
-                        cancelled.set()
+                        stop.set()
+            if final is None and not stop():
+                raise EngineError(
+                    "The engine's stream ended early, before the answer was finished "
+                    "(the model server may have restarted). Try again."
+                )
         except TinyLlamaError as exc:
             error = exc.to_body()["error"]
             self._retry_redis(
                 lambda: self.queue.finish(delivery, JobStatus.FAILED, text="".join(parts), error=error)
             )
             return
-        if self._cold_stop.is_set() and not cancelled.is_set():
+        finally:
+            with self._lock:
+                self._stops.pop(delivery.entry_id, None)
+        if (self._cold_stop.is_set() and (final is None or final.finish_reason == "cancelled")
+                and self._retry_redis(lambda: self.queue.status(delivery.request_id)) == JobStatus.RUNNING):
+            # Stopped by the cold stop, not by its owner: the next worker answers it again.
             self._retry_redis(lambda: self.queue.requeue(delivery))
             return
         finished = time.time()
+        # A cancelled answer is still paid for: the tokens generated until the stop count,
+        # one per streamed chunk where the engine did not say (vLLM streams one per chunk).
         usage = {
             "prompt_tokens": final.prompt_tokens if final else None,
-            "completion_tokens": final.completion_tokens if final else len(parts),
+            "completion_tokens": (final.completion_tokens if final and final.completion_tokens is not None
+                                  else len(parts)),
         }
         fields: dict[str, Any] = {
             "text": "".join(parts),
             "usage": usage,
             "finished": repr(finished),
             "cost_usd": repr(round(self._gpu_cost(finished - started, sharing_at_start), 6)),
-            "finish_reason": (final.finish_reason if final else None) or "stop",
+            "finish_reason": final.finish_reason if final else "cancelled",  # no final: it was stopped
         }
         if first_token:
             fields["first_token"] = repr(first_token)
@@ -376,6 +468,7 @@ def main_from_env(argv_engine: Engine | None = None) -> int:
     worker = Worker(
         queue,
         engine,
+        name=os.environ.get("WORKER_NAME") or None,
         max_inflight=int(os.environ.get("MAX_INFLIGHT", "32")),
         idle_timeout_s=float(os.environ.get("IDLE_TIMEOUT_S", "900")),
         on_idle=settings.idle_action_from_env(),

@@ -45,7 +45,7 @@ CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id,
 """
 
 _CONV_COLS = [f.name for f in fields(Conversation)]
-_MSG_COLS = [f.name for f in fields(ChatMessage)]
+_MSG_COLS = [f.name for f in fields(ChatMessage) if not f.metadata.get("transient")]
 
 
 class HistoryStore:

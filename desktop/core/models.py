@@ -103,6 +103,7 @@ class PromptState:
     cost_usd: float | None = None
     error: str | None = None
     compute: Compute = field(default_factory=Compute)
+    retrying: bool = False  # a worker died and the answer started over from empty
 
     @property
     def terminal(self) -> bool:
@@ -130,6 +131,7 @@ class PromptState:
             cost_usd=_float(data.get("cost_usd")),
             error=message,
             compute=Compute.from_api(data.get("compute")),
+            retrying=data.get("retrying") is True,
         )
 
 
@@ -164,6 +166,8 @@ class ChatMessage:
     cost_usd: float | None = None
     error: str | None = None
     created_at: float = 0.0
+    # Not stored (history skips `transient` fields): true only while the server says so.
+    retrying: bool = field(default=False, metadata={"transient": True})
 
     @property
     def in_flight(self) -> bool:
@@ -172,7 +176,8 @@ class ChatMessage:
     def apply(self, state: PromptState) -> None:
         """Take the server's latest view of this answer."""
         self.status = state.status
-        self.content = state.text
+        self.content = state.text  # a retry restarts from empty: never keep the first try's text
+        self.retrying = state.retrying
         self.prompt_tokens = state.prompt_tokens
         self.completion_tokens = state.completion_tokens
         self.first_token_s = state.first_token_s

@@ -134,8 +134,8 @@ class ChatSession(QObject):
         if msg is None:
             self._drop(msg_id)
             return
-        if (msg.content, msg.status, msg.completion_tokens) != (
-            state.text, state.status, state.completion_tokens
+        if (msg.content, msg.status, msg.completion_tokens, msg.retrying) != (
+            state.text, state.status, state.completion_tokens, state.retrying
         ):
             msg.apply(state)
             self.history.update_message(msg)

@@ -37,6 +37,7 @@ _WAITING_WORDS = {
     "waking": "Waiting for the GPU to wake…",
     "running": "",
 }
+RETRYING = "Retrying: the worker stopped, so the answer is starting over…"
 
 
 def answer_meta(msg: ChatMessage) -> str:
@@ -212,7 +213,7 @@ class ChatView(QWidget):
         if body is not None:
             parts.append(body.html)
         if msg.in_flight:
-            waiting = _WAITING_WORDS.get(msg.status, "")
+            waiting = RETRYING if msg.retrying else _WAITING_WORDS.get(msg.status, "")
             if waiting:
                 parts.append(f'<p style="color:#888;"><i>{waiting}</i></p>')
         if msg.error and msg.status in ("failed", "expired"):
