@@ -314,7 +314,24 @@ class LocalStack:
         if not self.model:
             raise LocalStackError("`--engine vllm` needs `--model` (a local path or a model name).")
         return vllm_command(exe, self.model, self._engine_port, workdir=self.workdir, extra=self.vllm_args,
-                            max_model_len=int(os.environ.get("MAX_MODEL_LEN") or DEFAULT_MAX_MODEL_LEN))
+                            max_model_len=self._default_max_model_len())
+
+    @staticmethod
+    def _default_max_model_len() -> int:
+        return int(os.environ.get("MAX_MODEL_LEN") or DEFAULT_MAX_MODEL_LEN)
+
+    def context_tokens(self) -> int | None:
+        """The context the engine will serve, when the stack decides it: vLLM's
+        `--max-model-len` (the caller's own in `vllm_args` wins, as in `vllm_command`).
+        Other engines report theirs once a worker has run; None until then."""
+        if self.engine != "vllm":
+            return None
+        for i, arg in enumerate(self.vllm_args):
+            if arg.startswith("--max-model-len="):
+                return int(arg.split("=", 1)[1])
+            if arg == "--max-model-len" and i + 1 < len(self.vllm_args):
+                return int(self.vllm_args[i + 1])
+        return self._default_max_model_len()
 
     def start(self) -> LocalStack:
         try:
@@ -336,6 +353,9 @@ class LocalStack:
                 self.queue, self.compute, StaticSpend(self.spend_usd),
                 Budget(self.warning_usd, self.hard_cap_usd),
                 default_wake_s=LOCAL_WAKE_GUESS_S,
+                # Known before the first wake, so the first over-long prompt is refused
+                # (413) without starting vLLM for nothing.
+                context_tokens=self.context_tokens(),
             )
             if self.cognito:
                 from backend.adapters.jwt_verify import CognitoVerifier
