@@ -7,8 +7,10 @@ the service stops itself after its idle timeout when nothing is queued or runnin
 client has asked for a while.
 
 The app finds it through a discovery file in the user's runtime folder (0600, in a 0700
-folder): `{url, token, pid, version}`. `connect_or_start()` reuses a service that answers
-and starts one otherwise; a lock file makes two windows starting at once start one.
+folder): `{url, token, pid, version, engine, engine_url, model}`. `connect_or_start()`
+reuses a service that answers with the version and engine the app wants, replaces one
+that runs another, and starts one otherwise; a lock file makes two windows starting at
+once start one.
 
 The client half of this module imports only the standard library and platformdirs: the
 app's process never loads the router, Redis or Powertools.
@@ -28,7 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ DISCOVERY_NAME = "local-service.json"
 # Locally a finished answer waits for the app to save it; the cloud keeps it 5 minutes.
 SERVICE_RESULT_TTL_S = 7 * 24 * 3600
 START_TIMEOUT_S = 30.0
+# A replaced service's warm stop: its worker's own (10 s for running answers) and Redis's fsync.
+STOP_TIMEOUT_S = 20.0
 
 
 class ServiceError(RuntimeError):
@@ -193,24 +197,78 @@ def _locked(path: Path, *, blocking: bool = True) -> Iterator[bool]:
         os.close(fd)  # closing releases the lock
 
 
+def mismatches(info: dict[str, Any], expect: Mapping[str, Any]) -> list[str]:
+    """The keys of `expect` whose value the running service's discovery file does not hold
+    (a key an older service did not write counts as different)."""
+    return [key for key, value in expect.items() if info.get(key) != value]
+
+
 def connect_or_start(options: Sequence[str] = (), paths: ServicePaths | None = None,
-                     timeout_s: float = START_TIMEOUT_S) -> tuple[str, str]:
+                     timeout_s: float = START_TIMEOUT_S,
+                     expect: Mapping[str, Any] | None = None) -> tuple[str, str]:
     """(url, token) of the running service, starting it first when none answers.
 
-    Blocking (up to `timeout_s`): run off the UI thread. ServiceError says what went wrong,
-    with the end of the service's log.
+    `expect` ({"version": …, "engine": …, "engine_url": …, "model": …}): a running service
+    whose discovery file says otherwise (the app was upgraded, or the person picked another
+    engine) is stopped with SIGTERM (it finishes the answers it is running and keeps the
+    rest in Redis's file, which the new one picks up) and one with `options` started.
+
+    Blocking (up to `timeout_s`, plus a replaced service's warm stop): run off the UI
+    thread. ServiceError says what went wrong, with the end of the service's log.
     """
     paths = paths or ServicePaths.default()
     paths.ensure()
+    expect = expect or {}
     info = read_discovery(paths)
-    if info is not None and answers(info):
+    if info is not None and not mismatches(info, expect) and answers(info):
         return str(info["url"]), str(info["token"])
     with _locked(paths.start_lock):
         info = read_discovery(paths)  # another window may have started it while we waited
         if info is not None and answers(info):
-            return str(info["url"]), str(info["token"])
+            different = mismatches(info, expect)
+            if not different:
+                return str(info["url"]), str(info["token"])
+            log.info("the local service (pid %d) runs with other %s: replacing it",
+                     info["pid"], ", ".join(different))
+            stop_service(paths, int(info["pid"]))
         info = _start(paths, list(options), timeout_s)
     return str(info["url"]), str(info["token"])
+
+
+def stop_service(paths: ServicePaths, pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM the service `pid` and wait until it has exited: it holds the service lock
+    until its worker has finished the answers it runs, and a new service cannot start
+    before. A service that does not stop in time gets SIGKILL (its watchdog then stops
+    its children, and what was running is redelivered by the next service's worker)."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not _wait_exited(pid, timeout_s):
+        log.warning("the local service (pid %d) did not stop within %.0f s: killing it", pid, timeout_s)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if not _wait_exited(pid, 5.0):
+            raise ServiceError(f"The running local service (pid {pid}) does not stop; end it and try again.")
+    remove_discovery(paths, pid)  # SIGKILL leaves it behind
+
+
+def _wait_exited(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    ticker = threading.Event()
+    while pid_alive(pid) and not _is_zombie(pid):
+        if time.monotonic() > deadline:
+            return False
+        ticker.wait(0.05)
+    return True
+
+
+def _is_zombie(pid: int) -> bool:
+    """An exited child whose reaper thread has not run yet (Linux; elsewhere: False)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _start(paths: ServicePaths, options: list[str], timeout_s: float) -> dict[str, Any]:
@@ -277,7 +335,7 @@ def run_service(stack_kwargs: dict[str, Any], idle_timeout_s: float, paths: Serv
         pid = os.getpid()
         try:
             write_discovery(paths, {"url": stack.url, "token": stack.token, "pid": pid, "version": version,
-                                    "engine": stack.engine})
+                                    "engine": stack.engine, "engine_url": stack.engine_url, "model": stack.model})
             log.info("local service (pid %d) on %s, engine %s", pid, stack.url, stack.engine)
             while not done.wait(min(1.0, max(0.05, idle_timeout_s / 4))):
                 if stack.idle_for() > idle_timeout_s:

@@ -10,10 +10,12 @@ itself when idle. The app's process never imports the router, Redis or Powertool
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from backend.entrypoints.local_service import ServicePaths, connect_or_start
+from desktop.core.diagnostics import app_version
 from desktop.core.errors import AppError
 
 ECHO_NOTICE = (
@@ -21,6 +23,12 @@ ECHO_NOTICE = (
     "For a real model, pick an engine in Account → Profile… (any OpenAI-compatible server, "
     "such as vLLM or Ollama, or vLLM run by TinyLlama), or deploy your own GPU with "
     "Account → Deploy to AWS…."
+)
+
+NEEDS_WSL = (
+    "The Local profile runs its stack (redis-server, the router and a worker) as POSIX "
+    "processes, which Windows does not have. Run TinyLlama under WSL for the Local profile, "
+    "or use your own AWS stack: Account → Profile… (or Account → Deploy to AWS…)."
 )
 
 
@@ -41,6 +49,7 @@ class LocalProfile:
         model: str = "",
         paths: ServicePaths | None = None,
         service_args: Sequence[str] = (),
+        version: str | None = None,
     ) -> None:
         self.engine = engine
         self.port = port
@@ -48,6 +57,7 @@ class LocalProfile:
         self.model = model or None
         self.paths = paths
         self.service_args = list(service_args)
+        self.version = app_version() if version is None else version
         self._factory = stack_factory
         self._stack: Any | None = None
         self._token: str | None = None
@@ -66,13 +76,24 @@ class LocalProfile:
                 args += ["--model", self.model]
         return [*args, *self.service_args]
 
+    def expected(self) -> dict[str, Any]:
+        """What a running service must have been started with to be reused: this app's
+        version and the settings' engine (as its discovery file records them)."""
+        real = self.engine != "echo"
+        return {"version": self.version, "engine": self.engine,
+                "engine_url": self.engine_url if real else None, "model": self.model if real else None}
+
     def start(self) -> tuple[str, str]:
         """Blocking (a second or so when it must start the service): run off the UI thread.
-        Returns (url, token)."""
+        Returns (url, token). A running service of another version or engine is replaced.
+        Called again after the service went away (killed, crashed, idle): it re-reads the
+        discovery file and starts a service when none answers."""
         if self._factory is not None:
             return self._start_in_process()
+        if sys.platform == "win32":  # the service's locks and process groups are POSIX-only
+            raise AppError(NEEDS_WSL)
         try:
-            url, token = connect_or_start(self.options(), self.paths)
+            url, token = connect_or_start(self.options(), self.paths, expect=self.expected())
         except Exception as exc:  # ServiceError, OSError, or a platform without flock: words, not a traceback
             raise AppError(
                 f"The local TinyLlama service could not start ({exc}). "

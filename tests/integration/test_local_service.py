@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from backend.entrypoints.local_service import ServicePaths, connect_or_start, pid_alive, read_discovery
+from backend.entrypoints.local_service import (
+    ServicePaths,
+    connect_or_start,
+    pid_alive,
+    read_discovery,
+    write_discovery,
+)
+from desktop.services.local_profile import LocalProfile
 from tests.helpers import wait_until
 from tests.service_helpers import children, gone, marked, stop_all
 
@@ -155,3 +162,47 @@ def test_the_app_process_never_loads_the_router_redis_or_powertools(paths: Servi
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
     assert read_discovery(paths) is not None  # it did connect to a service
+
+
+def _service_pid(paths: ServicePaths) -> int:
+    info = read_discovery(paths)
+    assert info is not None
+    return int(info["pid"])
+
+
+def test_a_service_with_another_engine_is_replaced_after_finishing_its_answer(  # type: ignore[no-untyped-def]
+        paths: ServicePaths, openai_server) -> None:
+    echo = LocalProfile(engine="echo", paths=paths, service_args=FAST[2:])
+    api = Api(*echo.start())
+    old = _service_pid(paths)
+    rid = api.post(LONG)
+    wait_until(lambda: api.get(rid)["status"] == "running", 20, message="the answer to start")
+
+    # The person picked another engine in the settings; the app starts again.
+    wanted = LocalProfile(engine="openai", engine_url=openai_server.url, model="tiny-llama", paths=paths,
+                          service_args=FAST[2:])
+    again = Api(*wanted.start())
+    assert gone(old)  # the echo service was stopped, not reused
+    info = read_discovery(paths)
+    assert info is not None and info["pid"] != old
+    assert (info["engine"], info["engine_url"], info["model"]) == ("openai", openai_server.url, "tiny-llama")
+    # Its SIGTERM is a warm stop: the answer it was running was finished, not cut off,
+    # and is in Redis's file for the new service to show.
+    done = again.get(rid)
+    assert (done["status"], done["text"]) == ("done", LONG)
+    assert wanted.start() == (again.url, again.session.headers["Authorization"].split()[1])  # now reused
+
+
+def test_a_service_of_another_version_is_replaced(paths: ServicePaths) -> None:
+    first = LocalProfile(paths=paths, service_args=FAST[2:])
+    url, token = first.start()
+    old = _service_pid(paths)
+    assert first.start() == (url, token)  # same version and engine: reused
+    # The app was upgraded while the service of the old version ran: what that one wrote.
+    info = read_discovery(paths)
+    assert info is not None and info["version"] == first.version
+    write_discovery(paths, {**info, "version": "0.0.1"})
+
+    url2, token2 = first.start()
+    assert gone(old) and _service_pid(paths) != old and (url2, token2) != (url, token)
+    assert read_discovery(paths)["version"] == first.version  # type: ignore[index]

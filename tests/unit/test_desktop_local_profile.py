@@ -58,3 +58,29 @@ def test_a_service_that_cannot_start_is_a_sentence_not_a_traceback(tmp_path, mon
     message = str(info.value)
     assert "redis-server" in message and "Traceback" not in message
     assert not paths.discovery_file.exists()
+
+
+def test_on_windows_the_local_profile_says_it_needs_wsl(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Windows has no fcntl (the service's locks): the person reads what to do instead."""
+    import sys
+
+    from backend.entrypoints.local_service import ServicePaths
+    from desktop.services.local_profile import NEEDS_WSL
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` fails, as it does there
+    paths = ServicePaths(tmp_path / "run", tmp_path / "data", tmp_path / "logs")
+    with pytest.raises(AppError) as info:
+        LocalProfile(paths=paths).start()
+    assert str(info.value) == NEEDS_WSL
+    assert "WSL" in NEEDS_WSL and "AWS" in NEEDS_WSL and "fcntl" not in NEEDS_WSL
+    assert not paths.discovery_file.exists()
+
+
+def test_a_running_service_is_reused_only_with_this_version_and_engine() -> None:
+    assert LocalProfile(version="1.2").expected() == {"version": "1.2", "engine": "echo", "engine_url": None,
+                                                      "model": None}
+    # echo ignores a URL and model left in the settings, as the service it starts does.
+    assert LocalProfile(engine_url="http://x/v1", model="m", version="1.2").expected()["engine_url"] is None
+    assert LocalProfile(engine="openai", engine_url="http://x/v1", model="m", version="1.2").expected() == {
+        "version": "1.2", "engine": "openai", "engine_url": "http://x/v1", "model": "m"}
