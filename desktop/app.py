@@ -23,6 +23,10 @@ from desktop.services.api import ApiClient
 from desktop.services.credentials import CredentialStore
 from desktop.services.local_profile import LocalProfile
 
+RECONNECTING = "Reconnecting to the local stack…"
+# After a failed attempt to bring the local service back (its error is shown), try again.
+RECONNECT_RETRY_S = 10.0
+
 if TYPE_CHECKING:
     from desktop.services.auth import CognitoAuth
     from desktop.views.sign_in_dialog import SignInDialog
@@ -47,10 +51,13 @@ class App:
         self.auth: CognitoAuth | None = None
         self.dialog: SignInDialog | None = None
         self.api: ApiClient | None = None
+        self._reconnecting = False
+        self._closed = False
         self.window.sign_in_requested.connect(self.sign_in)
         self.window.sign_out_requested.connect(self.sign_out)
         self.window.settings_requested.connect(self.edit_profile)
         self.window.aws_profile_saved.connect(self.switch_to_aws)
+        self.window.session.connection_lost.connect(self._local_lost)
         if self.settings.load_error:
             self.window.show_notice(self.settings.load_error)
 
@@ -83,8 +90,44 @@ class App:
         url, _token = endpoint
         local = self.local
         assert local is not None
-        self.api = ApiClient(url, local.token)
-        self.window.connect_api(self.api)
+        if self._closed or self.profile == "aws":
+            return  # quit, or switched to AWS, while the service was starting
+        old, self.api = self.api, ApiClient(url, local.token)
+        # The background service can be brought back when it goes away (killed, crashed,
+        # stopped when idle): the session says so instead of showing connection errors.
+        self.window.session.reconnects = True
+        self.window.connect_api(self.api)  # sends held prompts, re-follows running answers
+        if self._reconnecting:
+            self._reconnecting = False
+            self.window.wake.set_note("")
+        if old is not None:
+            old.close()
+
+    def _local_lost(self) -> None:
+        """The local service stopped answering: find it again (re-read the discovery
+        file) or start it, then reconnect; the session holds what the person sends."""
+        local = self.local
+        if self._reconnecting or self._closed or local is None or self.profile == "aws":
+            return
+        self._reconnecting = True
+        self.window.connect_api(None)  # no polling of a service that is not there
+        self.window.session.hold()
+        self.window.wake.clear_error()
+        self.window.wake.set_note(RECONNECTING)
+        self.runner.run(local.start, self._local_started, self._reconnect_failed)
+
+    def _reconnect_failed(self, exc: BaseException) -> None:
+        self._failed(exc)
+        if self._closed:
+            return
+        from PySide6.QtCore import QTimer
+
+        local = self.local
+        assert local is not None
+        # The window as the timer's context: no retry after it is gone.
+        QTimer.singleShot(int(RECONNECT_RETRY_S * 1000), self.window,
+                          lambda: None if self._closed else self.runner.run(local.start, self._local_started,
+                                                                           self._reconnect_failed))
 
     # aws -----------------------------------------------------------------------------
 
@@ -92,6 +135,9 @@ class App:
         """After the deploy wizard saved a stack as the AWS profile: leave the local service
         (it stops itself when idle) and sign in to the new one."""
         self.window.connect_api(None)
+        self.window.session.reconnects = False
+        self._reconnecting = False
+        self.window.wake.set_note("")
         if self.local is not None:
             local = self.local
             self.runner.run(local.stop)
@@ -173,6 +219,7 @@ class App:
     def shutdown(self) -> None:
         """Stop timers, join threads, close files. Idempotent. The local service keeps
         running (answers in flight complete; it stops itself when idle)."""
+        self._closed = True
         self.window.shutdown()
         self.settings.save()
         self.runner.shutdown()

@@ -4,20 +4,26 @@ Every answer is a stored assistant message with its request id; one PromptPoller
 each until it ends, writing progress to the history store. So an answer keeps growing
 while the person looks at another chat, and one still running when the app quit is picked
 up again on the next start (`resume`).
+
+When the API becomes unreachable and `reconnects` is set (the Local profile: its
+background service can be brought back), the session stops following, emits
+`connection_lost` instead of a stream of errors, and holds prompts typed meanwhile (and
+ones whose send failed) until `set_api` gives it a client for the service that is back.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.core.errors import AppError
+from desktop.core.errors import AppError, NetworkError
 from desktop.core.history import HistoryStore
 from desktop.core.models import ChatMessage, Compute, PromptState
 from desktop.qt.poller import PromptPoller
 from desktop.qt.runner import Runner
-from desktop.services.api import ApiClient
+from desktop.services.api import UNREACHABLE, ApiClient
 
 TITLE_CHARS = 48
 
@@ -29,6 +35,7 @@ class ChatSession(QObject):
     error = Signal(object)  # AppError to show
     compute_hint = Signal(object)  # Compute, from a prompt answer (fresher than /status)
     inflight_changed = Signal(int)
+    connection_lost = Signal()  # the API went away and `reconnects` is set: bring it back, then set_api
 
     def __init__(
         self, history: HistoryStore, runner: Runner, api: ApiClient | None = None,
@@ -40,6 +47,11 @@ class ChatSession(QObject):
         self._api = api
         self._pollers: dict[int, PromptPoller] = {}
         self._sending: set[int] = set()
+        # Prompts waiting for the connection to come back: (answer id, messages, params).
+        self._held: list[tuple[int, list[dict[str, str]], dict[str, Any]]] = []
+        self._holding = False
+        self._resumed = False
+        self.reconnects = False
 
     @property
     def api(self) -> ApiClient | None:
@@ -47,13 +59,43 @@ class ChatSession(QObject):
 
     def set_api(self, api: ApiClient | None) -> None:
         """Talk to `api` from now on; answers being followed are picked up by `resume()`
-        (their pollers belong to the old client, which may have lost its session)."""
+        (their pollers belong to the old client, which may have lost its session).
+        Prompts held while the connection was away are sent now."""
         if api is not self._api:
             self.shutdown()
         self._api = api
+        if api is not None and self._holding:
+            self._holding = False
+            held, self._held = self._held, []
+            for msg_id, messages, params in held:
+                self._submit(api, msg_id, messages, params)
+
+    def hold(self) -> None:
+        """The connection is being brought back: stop following answers (`resume()` after
+        `set_api` picks them up again) and keep prompts typed meanwhile until then."""
+        self._holding = True
+        self.shutdown()
+
+    def is_lost_connection(self, exc: BaseException) -> bool:
+        """Whether `exc` means the API went away and this session brings it back."""
+        return self.reconnects and isinstance(exc, NetworkError) and exc.code == UNREACHABLE
+
+    def report(self, exc: BaseException) -> None:
+        """An error of a call to this session's API (the window's status poll too): a lost
+        connection starts bringing it back; anything else is shown."""
+        if self.is_lost_connection(exc):
+            self._lost()
+        else:
+            self.error.emit(exc if isinstance(exc, AppError) else AppError(str(exc)))
+
+    def _lost(self) -> None:
+        if self._holding:
+            return  # already being brought back
+        self.hold()
+        self.connection_lost.emit()
 
     def inflight(self) -> int:
-        return len(self._pollers) + len(self._sending)
+        return len(self._pollers) + len(self._sending) + len(self._held)
 
     # send ----------------------------------------------------------------------------
 
@@ -63,7 +105,7 @@ class ChatSession(QObject):
         api = self._api
         if conv is None or not text.strip():
             return None
-        if api is None:
+        if api is None and not self._holding:
             self.error.emit(AppError("Not connected yet; wait for the status bar to say so."))
             return None
         earlier = [m for m in self.history.messages(conv_id) if m.content and m.status == "done"]
@@ -82,14 +124,22 @@ class ChatSession(QObject):
         params = {"max_tokens": conv.max_tokens, "temperature": conv.temperature,
                   "model": conv.model, "idempotency_key": key}
 
-        self._sending.add(answer.id)
+        if api is None:  # holding: sent when the connection is back
+            self._held.append((answer.id, messages, params))
+            self.inflight_changed.emit(self.inflight())
+        else:
+            self._submit(api, answer.id, messages, params)
+        return answer
+
+    def _submit(self, api: ApiClient, msg_id: int, messages: list[dict[str, str]],
+                params: dict[str, Any]) -> None:
+        self._sending.add(msg_id)
         self.inflight_changed.emit(self.inflight())
         self._runner.run(
             lambda: api.submit(messages, **params),
-            lambda state: self._accepted(answer.id, state),
-            lambda exc: self._refused(answer.id, exc),
+            lambda state: self._accepted(msg_id, state),
+            lambda exc: self._refused(msg_id, exc, messages, params),
         )
-        return answer
 
     def _accepted(self, msg_id: int, state: PromptState) -> None:
         self._sending.discard(msg_id)
@@ -103,8 +153,15 @@ class ChatSession(QObject):
         self.compute_hint.emit(state.compute)
         self._follow(msg)
 
-    def _refused(self, msg_id: int, exc: BaseException) -> None:
+    def _refused(self, msg_id: int, exc: BaseException, messages: list[dict[str, str]],
+                 params: dict[str, Any]) -> None:
         self._sending.discard(msg_id)
+        if self.is_lost_connection(exc) and self.history.message(msg_id) is not None:
+            # Sent again, with the same idempotency key, once the service is back.
+            self._held.append((msg_id, messages, params))
+            self._lost()
+            self.inflight_changed.emit(self.inflight())
+            return
         self.inflight_changed.emit(self.inflight())
         error = exc if isinstance(exc, AppError) else AppError(f"Sending failed: {exc}")
         msg = self.history.message(msg_id)
@@ -123,7 +180,7 @@ class ChatSession(QObject):
             return
         poller = PromptPoller(self._runner, api.prompt, msg.request_id, self)
         poller.updated.connect(lambda state, mid=msg.id: self._progress(mid, state))
-        poller.failed.connect(lambda exc: self.error.emit(exc))
+        poller.failed.connect(self.report)
         poller.finished.connect(lambda state, mid=msg.id: self._ended(mid, state))
         self._pollers[msg.id] = poller
         self.inflight_changed.emit(self.inflight())
@@ -176,7 +233,7 @@ class ChatSession(QObject):
         self._runner.run(
             lambda: api.cancel(rid),
             lambda state: self._progress(msg_id, state),
-            lambda exc: self.error.emit(exc if isinstance(exc, AppError) else AppError(str(exc))),
+            self.report,
         )
 
     def stop_conversation(self, conv_id: int) -> None:
@@ -185,8 +242,12 @@ class ChatSession(QObject):
                 self.stop(msg.id)
 
     def resume(self) -> int:
-        """Follow every answer that was still running when the app last closed."""
-        self.history.fail_unsent()
+        """Follow every answer still running: at the first connection, those of when the
+        app last closed; after a reconnect or a new sign-in, those being followed before."""
+        if not self._resumed:
+            # Only at start: later, a "sending" answer is one of ours still being sent.
+            self.history.fail_unsent()
+            self._resumed = True
         pending = self.history.in_flight_messages()
         for msg in pending:
             self._follow(msg)

@@ -27,6 +27,10 @@ DEFAULT_TIMEOUT = (3.05, 10.0)
 
 TokenProvider = Callable[[], str | None]
 
+# NetworkError.code when the connection itself failed (not a timeout): the Local profile
+# takes it as "the background service went away" and brings it back.
+UNREACHABLE = "unreachable"
+
 
 class ApiClient:
     """One API endpoint and how to get a bearer token for it (called before each request)."""
@@ -93,6 +97,14 @@ class ApiClient:
             raise NetworkError(
                 f"The TinyLlama API at {self.base_url} did not answer in time. "
                 "Check your network; the app keeps trying."
+            ) from None
+        except requests.ConnectionError:
+            # Refused or reset: nothing listens there (e.g. a local service that died).
+            # Sending again is safe: reads and cancels are idempotent, submits carry a key.
+            raise NetworkError(
+                f"Can't reach the TinyLlama API at {self.base_url}. Check your network, "
+                "or whether the stack is running; the app keeps trying.",
+                code=UNREACHABLE,
             ) from None
         except requests.RequestException:
             raise NetworkError(

@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
             self.runner, api.status, busy=lambda: self.session.inflight() > 0, parent=self
         )
         self.status_poller.updated.connect(self.wake.set_status)
-        self.status_poller.failed.connect(self.show_error)
+        self.status_poller.failed.connect(self.session.report)  # a lost local service: reconnect
         self.status_poller.start()
         self.session.resume()
 

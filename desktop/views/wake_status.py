@@ -31,6 +31,7 @@ class WakeStatusBar(QWidget):
         self._received = time.monotonic()
         self._waiting = 0
         self._error: AppError | None = None
+        self._note = ""
         self.dot = QLabel("●", self)
         self.label = QLabel("Connecting…", self)
         self.label.setObjectName("wakeStatus")
@@ -92,6 +93,11 @@ class WakeStatusBar(QWidget):
         self._received = time.monotonic()
         self._refresh()
 
+    def set_note(self, text: str) -> None:
+        """Say `text` instead of the compute state (e.g. while reconnecting); '' ends it."""
+        self._note = text
+        self._refresh()
+
     def set_waiting(self, count: int) -> None:
         self._waiting = count
         self._refresh()
@@ -109,7 +115,7 @@ class WakeStatusBar(QWidget):
 
     def _refresh(self) -> None:
         eta_left = max(self.status.compute.eta_s - (time.monotonic() - self._received), 0.0)
-        self.label.setText(wake.describe(self.status, eta_left, self._waiting))
+        self.label.setText(self._note or wake.describe(self.status, eta_left, self._waiting))
         self.dot.setStyleSheet(f"color: {_DOT[self.state]}; font-size: 14px;")
         counting = self.state in (ComputeState.STARTING, ComputeState.LOADING_MODEL)
         if counting and not self._tick.isActive():

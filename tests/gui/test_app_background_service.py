@@ -1,14 +1,17 @@
 """The app with the real background service: an answer still running when the app quits
-goes on in the service and is shown complete when the app starts again."""
+goes on in the service and is shown complete when the app starts again; one killed while
+the window is open is brought back."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from backend.entrypoints.local_service import ServicePaths, pid_alive, read_discovery
-from desktop.app import App
+from desktop.app import RECONNECTING, App
 from desktop.core.paths import AppPaths
 from desktop.services.credentials import CredentialStore, MemoryKeyring
 from desktop.services.local_profile import LocalProfile
@@ -50,5 +53,41 @@ def test_an_answer_running_when_the_app_quit_is_complete_on_the_next_start(  # t
             assert read_discovery(ServicePaths.default()) == info  # the same service, reused
         finally:
             second.shutdown()
+    finally:
+        stop_all(marker)
+
+
+def test_a_killed_service_is_brought_back_while_the_window_is_open(  # type: ignore[no-untyped-def]
+        qtbot, paths: AppPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kill -9 of the service mid-answer: the app says it is reconnecting (no errors), starts
+    the service again, finishes the running answer and sends a prompt typed meanwhile."""
+    marker = str(tmp_path / "runtime")
+    monkeypatch.setenv("TINYLLAMA_RUNTIME_DIR", marker)
+    monkeypatch.setenv("TINYLLAMA_DATA_DIR", str(tmp_path / "service"))
+    try:
+        app = _open(qtbot, paths)
+        errors: list[str] = []
+        app.window.error_shown.connect(errors.append)
+        conv = app.window.new_conversation()
+        app.window.send(LONG)
+        qtbot.waitUntil(lambda: app.history.messages(conv.id)[-1].status == "running", timeout=20000)
+        info = read_discovery(ServicePaths.default())
+        assert info is not None
+        first_api = app.api
+
+        os.kill(info["pid"], signal.SIGKILL)  # the service crashes mid-answer
+        qtbot.waitUntil(lambda: app.window.wake.text() == RECONNECTING, timeout=20000)
+        app.window.send("typed while it was away")  # held, not refused
+
+        qtbot.waitUntil(lambda: app.api is not first_api and app.api is not None, timeout=30000)
+        qtbot.waitUntil(lambda: [m.status for m in app.history.messages(conv.id)] == ["done"] * 4,
+                        timeout=30000)
+        messages = app.history.messages(conv.id)
+        assert [m.content for m in messages] == [LONG, LONG, "typed while it was away", "typed while it was away"]
+        new_info = read_discovery(ServicePaths.default())
+        assert new_info is not None and new_info["pid"] != info["pid"] and pid_alive(new_info["pid"])
+        assert errors == []  # no "can't reach" shown, no traceback, nothing failed
+        assert app.window.wake.text() != RECONNECTING and not app.window.wake.error_text()
+        app.shutdown()
     finally:
         stop_all(marker)
