@@ -67,7 +67,14 @@ def test_aws_profile_opens_the_sign_in_dialog(qtbot, paths: AppPaths) -> None:  
         app.window.show()
         app.start()
         qtbot.waitUntil(lambda: app.dialog is not None and app.dialog.isVisible(), timeout=5000)
-        assert app.window.sign_in_action.isVisible() is False or True  # menu items exist
+        # Not signed in on an AWS profile: the menu offers Sign in, not Sign out.
+        assert app.window.sign_in_action.isVisible() and not app.window.sign_out_action.isVisible()
+        first = app.dialog
+        first.reject()
+        qtbot.waitUntil(lambda: not first.isVisible(), timeout=5000)
+        app.window.sign_in_action.trigger()  # the menu item opens the dialog again
+        qtbot.waitUntil(lambda: app.dialog is not first and app.dialog is not None and app.dialog.isVisible(),
+                        timeout=5000)
         app.dialog.reject()
     finally:
         app.shutdown()
