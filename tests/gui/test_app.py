@@ -11,8 +11,8 @@ from pathlib import Path
 
 from backend.entrypoints.local import LocalStack
 from desktop.app import App
-from desktop.core.platform_check import XCB_LIBRARIES, missing_libraries
 from desktop.core.paths import AppPaths
+from desktop.core.platform_check import XCB_LIBRARIES, missing_libraries
 from desktop.services.credentials import CredentialStore, MemoryKeyring
 from desktop.services.local_profile import LocalProfile
 from tests.gui.conftest import save_screenshot
