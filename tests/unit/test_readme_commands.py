@@ -72,7 +72,8 @@ def test_root_without_sudo_updates_then_installs(tmp_path: Path) -> None:
 def test_a_user_goes_through_sudo(tmp_path: Path) -> None:
     calls = _run_apt_part(tmp_path, uid=1000, installed=False)
     assert calls[0] == "sudo apt-get update -qq" and calls[1] == "apt-get update -qq"
-    assert calls[2].startswith("sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade redis-server")
+    assert calls[2].startswith("sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade "
+                               "redis-server")
 
 
 def test_nothing_is_asked_of_apt_when_all_is_installed(tmp_path: Path) -> None:
