@@ -236,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="keep settings and history here")
     args = parser.parse_args(argv)
 
+    from desktop.core.platform_check import xcb_problem
+
+    if problem := xcb_problem():  # said before Qt aborts, naming every missing library, not just the first
+        print(problem, file=sys.stderr)
+
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

@@ -1,9 +1,11 @@
-"""Fixtures shared by every test folder: a real redis-server, fresh per test."""
+"""Fixtures shared by every test folder: a real redis-server, fresh per test, and a clock
+that tests set and move themselves (never the calendar's)."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -14,6 +16,35 @@ from backend.entrypoints.local import RedisServer
 # Fixture modules every test can use without importing them.
 pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.imds", "tests.fixtures.vllm",
                   "tests.fixtures.openai_server"]
+
+
+class FrozenClock:
+    """Epoch seconds that only move when a test moves them: pass it as a `clock=`."""
+
+    def __init__(self, when: datetime) -> None:
+        self.now = when.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass."""
+        self.now += seconds
+
+    @property
+    def datetime(self) -> datetime:
+        """The current instant, in UTC."""
+        return datetime.fromtimestamp(self.now, UTC)
+
+
+# A month's last second but 30, in a leap February: the instant most date code gets wrong.
+FROZEN_AT = datetime(2032, 2, 29, 23, 59, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def frozen_clock(request: pytest.FixtureRequest) -> FrozenClock:
+    """A FrozenClock at FROZEN_AT, or at the datetime given by indirect parametrisation."""
+    return FrozenClock(getattr(request, "param", FROZEN_AT))
 
 
 @pytest.fixture(scope="session")

@@ -99,6 +99,12 @@ def days_in_month(day: date) -> int:
     return (nxt - timedelta(days=1)).day
 
 
+def month_start(epoch: float) -> float:
+    """The first second of the (UTC) month `epoch` falls in, as epoch seconds."""
+    return datetime.fromtimestamp(epoch, UTC).replace(day=1, hour=0, minute=0, second=0,
+                                                      microsecond=0).timestamp()
+
+
 class CostService:
     """Cost Explorer with an on-disk hourly cache, Budgets, and the live estimate.
 

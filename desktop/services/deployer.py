@@ -26,7 +26,7 @@ import string
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,7 @@ class StackEvent:
     resource_type: str
     status: str
     reason: str = ""
+    client_request_token: str = ""  # the token of the operation that caused it ("" if none was sent)
 
     @property
     def failed(self) -> bool:
@@ -187,18 +188,27 @@ def explain_failure(reason: str) -> str:
 
 
 class StackWatcher:
-    """Follows one stack's events until it settles; one `poll()` is two API calls.
+    """Follows one stack operation's events until the stack settles; one `poll()` is two API calls.
 
-    Keyed by the stack id when known, so a deleted stack can still be described.
+    Which events belong to the operation is decided by what CloudFormation says, never by
+    comparing its timestamps with this machine's clock (a clock a minute fast would hide
+    every event): events newer than `after_event_id` (the newest event before the
+    operation started; None for a new stack, whose events are all ours) are the
+    operation's. `token` is the ClientRequestToken it was sent with; CloudFormation stamps
+    it on the events it causes (`StackEvent.client_request_token`). Events carrying
+    another token are still shown: a rollback or cancel started from the console belongs
+    to this operation's outcome. Keyed by the stack id when known, so a deleted stack can
+    still be described.
     """
 
-    def __init__(self, cfn: Any, stack: str, *, since: datetime | None = None, expected: int = 0,
-                 operation: str = "CREATE") -> None:
+    def __init__(self, cfn: Any, stack: str, *, after_event_id: str | None = None, expected: int = 0,
+                 operation: str = "CREATE", token: str = "") -> None:
         self.cfn = cfn
         self.stack = stack
-        self.since = since or datetime.now(UTC)
+        self.after_event_id = after_event_id
         self.expected = max(expected, 1)
         self.operation = operation
+        self.token = token
         self.seen: set[str] = set()
         self.events: list[StackEvent] = []
         self.status = ""
@@ -214,12 +224,12 @@ class StackWatcher:
             page = self.cfn.describe_stack_events(**kwargs)
             stop = False
             for raw in page.get("StackEvents", []):  # newest first
-                if raw["EventId"] in self.seen or raw["Timestamp"] < self.since:
+                if raw["EventId"] in self.seen or raw["EventId"] == self.after_event_id:
                     stop = True
                     break
                 fresh.append(StackEvent(raw["EventId"], raw["Timestamp"], raw.get("LogicalResourceId", ""),
                                         raw.get("ResourceType", ""), raw.get("ResourceStatus", ""),
-                                        raw.get("ResourceStatusReason", "")))
+                                        raw.get("ResourceStatusReason", ""), raw.get("ClientRequestToken", "")))
             token = page.get("NextToken")
             if stop or not token:
                 break
@@ -556,23 +566,43 @@ class StackDeployer:
 
     # 5. run and follow ---------------------------------------------------------------
 
+    def newest_event_id(self, stack: str) -> str | None:
+        """The id of the stack's newest event (None when it has none or does not exist): the
+        line after which a new operation's events begin."""
+        try:
+            events = self.cfn.describe_stack_events(StackName=stack).get("StackEvents", [])
+        except Exception as exc:
+            if "does not exist" in _client_error_message(exc):
+                return None
+            raise translate(exc, f"reading the events of {stack}") from exc
+        return str(events[0]["EventId"]) if events else None
+
     def execute(self, review: ChangeSetReview, template_url: str = "",
                 parameters: Mapping[str, str] | None = None, tags: Mapping[str, str] | None = None) -> StackWatcher:
         """Run a reviewed change (change set, direct create/update, or delete); returns
-        the watcher to follow it with."""
-        since = datetime.now(UTC)
+        the watcher to follow it with.
+
+        The operation is sent with a fresh ClientRequestToken (CloudFormation stamps it on
+        every event the operation causes, and a retried call is not run twice), and the
+        stack's newest event before it starts marks where its events begin.
+        """
         stack = review.stack_id or review.stack_name
+        request_token = _request_token(review.change_type)
+        direct_create = review.change_type == "CREATE" and not review.change_set_id
+        after = None if direct_create else self.newest_event_id(stack)
         try:
             if review.change_type == "DELETE":
-                self.cfn.delete_stack(StackName=stack)
+                self.cfn.delete_stack(StackName=stack, ClientRequestToken=request_token)
             elif review.change_set_id:
-                self.cfn.execute_change_set(ChangeSetName=review.change_set_id, StackName=review.stack_name)
+                self.cfn.execute_change_set(ChangeSetName=review.change_set_id, StackName=review.stack_name,
+                                            ClientRequestToken=request_token)
             else:
                 kwargs = {"StackName": review.stack_name, "TemplateURL": template_url,
                           "Parameters": _parameters(parameters or {}),
                           "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-                          "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]}
-                if review.change_type == "CREATE":
+                          "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+                          "ClientRequestToken": request_token}
+                if direct_create:
                     stack = self.cfn.create_stack(**kwargs)["StackId"]
                 else:
                     try:
@@ -585,7 +615,8 @@ class StackDeployer:
         except Exception as exc:
             raise translate(exc, f"starting the {review.change_type.lower()} of {review.stack_name}") from exc
         expected = len(review.rows) or 1
-        return StackWatcher(self.cfn, stack, since=since, expected=expected, operation=review.change_type)
+        return StackWatcher(self.cfn, stack, after_event_id=after, expected=expected,
+                            operation=review.change_type, token=request_token)
 
     def cancel(self, watcher: StackWatcher) -> str:
         """Stop a running operation: an update is cancelled (CloudFormation rolls it back);
@@ -593,11 +624,11 @@ class StackDeployer:
         status = watcher.status or self._status(watcher.stack)
         try:
             if status == "UPDATE_IN_PROGRESS":
-                self.cfn.cancel_update_stack(StackName=watcher.stack)
+                self.cfn.cancel_update_stack(StackName=watcher.stack, ClientRequestToken=_request_token("CANCEL"))
                 return "Update cancelled; CloudFormation is rolling the stack back to how it was."
             if status in {"CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_COMPLETE",
                           "REVIEW_IN_PROGRESS"}:
-                self.cfn.delete_stack(StackName=watcher.stack)
+                self.cfn.delete_stack(StackName=watcher.stack, ClientRequestToken=_request_token("DELETE"))
                 watcher.operation = "DELETE"
                 return "Create cancelled; the stack and what it made so far are being deleted."
         except Exception as exc:
@@ -657,6 +688,12 @@ def planned_adds(template_text: str) -> list[ChangeRow]:
     return [ChangeRow("Add", name, str(r.get("Type", ""))) for name, r in resources.items() if isinstance(r, dict)]
 
 
+def _request_token(operation: str) -> str:
+    """A ClientRequestToken: unique per operation, readable in the console's Events tab
+    (CloudFormation allows letters, digits and '-', up to 128 characters)."""
+    return f"tinyllama-{operation.lower()}-{uuid.uuid4().hex}"
+
+
 def _parameters(values: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in values.items()]
 
@@ -678,13 +715,3 @@ def _tls_only_policy(bucket: str) -> str:
         "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
-
-
-@dataclass
-class DeployPlan:
-    """What the wizard and the CLI collect before deploying: template, parameters, files."""
-
-    stack_name: str
-    template: str  # "mvp" or "stack"
-    parameters: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)

@@ -9,6 +9,7 @@ QtCharts is not part of PySide6-Essentials, so the chart is painted with QPainte
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from desktop.services.cost import (
     LiveEstimate,
     cache_file_for,
     days_in_month,
+    month_start,
 )
 
 TICK_MS = 5 * 60 * 1000
@@ -334,8 +336,11 @@ class CostPanel(QDialog):
 
 
 def open_cost_panel(settings: object, runner: Runner, parent: QWidget | None = None,
-                    history: object | None = None) -> CostPanel:
-    """Build the panel for the AWS profile in `settings` (the real clients, from its AWS profile)."""
+                    history: object | None = None, clock: Callable[[], float] = time.time) -> CostPanel:
+    """Build the panel for the AWS profile in `settings` (the real clients, from its AWS profile).
+
+    `clock` (epoch seconds) decides which month "this month" is, for Cost Explorer and for
+    the prompts counted from `history`."""
     import boto3
 
     from desktop.core.settings import Settings
@@ -349,12 +354,12 @@ def open_cost_panel(settings: object, runner: Runner, parent: QWidget | None = N
                                             aws["aws_profile"])
         session = boto3.session.Session(region_name=aws["region"] or None)
     service = CostService(cache_file=cache_file_for(settings.path.parent, aws["aws_profile"]),
-                          session=session, region=aws["region"] or None)
+                          session=session, region=aws["region"] or None, clock=clock)
 
     def prompt_seconds() -> list[float]:
         if history is None:
             return []
-        start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+        start = month_start(service.clock())
         seconds = []
         for conv in history.conversations():  # type: ignore[attr-defined]
             for msg in history.messages(conv.id):  # type: ignore[attr-defined]

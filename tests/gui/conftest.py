@@ -24,7 +24,24 @@ from desktop.core.paths import AppPaths
 from desktop.core.settings import Settings
 from desktop.services.api import ApiClient
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Tests never write into the checkout: screenshots go to the session's temporary folder,
+# and into docs/screenshots only when someone regenerates them on purpose.
+WRITE_DOCS_ENV = "TINYLLAMA_WRITE_SCREENSHOTS"
+_shots: dict[str, Path] = {}
+
+
+def screenshot_dir() -> Path:
+    """Where this session's screenshots go: docs/screenshots with TINYLLAMA_WRITE_SCREENSHOTS=1,
+    otherwise a folder under pytest's temporary directory."""
+    if os.environ.get(WRITE_DOCS_ENV) == "1":
+        return DOCS_SCREENSHOTS
+    return _shots["dir"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _screenshot_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _shots["dir"] = tmp_path_factory.mktemp("screenshots")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -124,7 +141,9 @@ def api(stack: LocalStack) -> ApiClient:
 
 
 def save_screenshot(widget, name: str) -> Path:  # type: ignore[no-untyped-def]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
+    """Save a real screenshot of `widget` as `name` (see screenshot_dir) and return its path."""
+    folder = screenshot_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
     assert widget.grab().save(str(path)), path
     return path

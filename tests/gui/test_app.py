@@ -4,10 +4,15 @@ an incomplete AWS profile says what is missing; an AWS profile asks to sign in."
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from backend.entrypoints.local import LocalStack
 from desktop.app import App
 from desktop.core.paths import AppPaths
+from desktop.core.platform_check import XCB_LIBRARIES, missing_libraries
 from desktop.services.credentials import CredentialStore, MemoryKeyring
 from desktop.services.local_profile import LocalProfile
 from tests.gui.conftest import save_screenshot
@@ -67,7 +72,32 @@ def test_aws_profile_opens_the_sign_in_dialog(qtbot, paths: AppPaths) -> None:  
         app.window.show()
         app.start()
         qtbot.waitUntil(lambda: app.dialog is not None and app.dialog.isVisible(), timeout=5000)
-        assert app.window.sign_in_action.isVisible() is False or True  # menu items exist
+        # Not signed in on an AWS profile: the menu offers Sign in, not Sign out.
+        assert app.window.sign_in_action.isVisible() and not app.window.sign_out_action.isVisible()
+        first = app.dialog
+        first.reject()
+        qtbot.waitUntil(lambda: not first.isVisible(), timeout=5000)
+        app.window.sign_in_action.trigger()  # the menu item opens the dialog again
+        qtbot.waitUntil(lambda: app.dialog is not first and app.dialog is not None and app.dialog.isVisible(),
+                        timeout=5000)
         app.dialog.reject()
     finally:
         app.shutdown()
+
+
+def test_the_app_names_every_missing_xcb_library_before_qt_aborts(tmp_path: Path) -> None:
+    """The real app on Qt's X11 platform with no display: Qt aborts either way; before it does,
+    the app names exactly the xcb libraries this machine lacks (Qt names only the first)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE"}}
+    env.update(QT_QPA_PLATFORM="xcb", HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
+    run = subprocess.run([sys.executable, "-m", "desktop.app", "--data-dir", str(tmp_path / "data")], env=env,
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode != 0
+    missing = missing_libraries()
+    ours = [line for line in run.stderr.splitlines() if line.startswith("TinyLlama's window needs X11 libraries")]
+    if missing:
+        assert len(ours) == 1 and ", ".join(missing) in ours[0]
+        assert ours[0].endswith(" ".join(XCB_LIBRARIES[m] for m in missing))
+        assert run.stderr.index(ours[0]) < run.stderr.find("qt.qpa")  # said before Qt gives up
+    else:
+        assert ours == []

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from desktop.core.history import HistoryStore
+from desktop.core.settings import Settings
 from desktop.qt.runner import Runner
-from desktop.services.cost import CostService
-from desktop.views.cost_panel import CostPanel
+from desktop.services.cost import CostService, days_in_month, month_start
+from desktop.views.cost_panel import CostPanel, open_cost_panel
+from tests.conftest import FrozenClock
 from tests.fixtures.aws import inject_cost_and_usage
 from tests.gui.conftest import save_screenshot
 
@@ -25,20 +28,12 @@ DAILY_FIXED = {"Amazon ElastiCache": 0.20, "Amazon Elastic Compute Cloud - Compu
                "Amazon Virtual Private Cloud": 0.12, "AWS Secrets Manager": 0.013}
 
 
-class Clock:
-    def __init__(self, when: datetime) -> None:
-        self.now = when.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def month_of_results(year: int, month: int, days: int) -> dict[str, Any]:
     results = []
     for d in range(1, days + 1):
         start = datetime(year, month, d)
         amounts = dict(DAILY_FIXED)
-        if d % 3 == 0:  # a GPU session every third day
+        if d % 3 == 1:  # a GPU session every third day, the 1st included: Compute is always the largest
             amounts["Amazon Elastic Compute Cloud - Compute"] += 0.526 * (d % 5 + 1)
         results.append({"TimePeriod": {"Start": f"{start:%Y-%m-%d}", "End": f"{start + timedelta(days=1):%Y-%m-%d}"},
                         "Total": {}, "Estimated": True,
@@ -76,11 +71,12 @@ def open_panel(qtbot: Any, service: CostService, runner: Runner, **kwargs: Any) 
     return panel
 
 
+@pytest.mark.parametrize("frozen_clock", [datetime(2033, 2, 10, 9, 0, tzinfo=UTC)], indirect=True)
 def test_an_hour_of_the_app_open_costs_one_cost_explorer_request(qtbot: Any, endpoint: str, runner: Runner,
-                                                                 tmp_path: Path) -> None:
+                                                                 tmp_path: Path, frozen_clock: FrozenClock) -> None:
     inject_cost_and_usage(endpoint, month_of_results(2033, 2, 10))
     ce, sent = counted_ce(endpoint)
-    clock = Clock(datetime(2033, 2, 10, 9, 0, tzinfo=UTC))
+    clock = frozen_clock
     cache = tmp_path / "cost.json"
     service = CostService(ce, cache_file=cache, clock=clock)
     panel = open_panel(qtbot, service, runner, tick_ms=3_600_000)
@@ -88,7 +84,7 @@ def test_an_hour_of_the_app_open_costs_one_cost_explorer_request(qtbot: Any, end
     first = panel.total.text()
 
     for minute in range(5, 60, 5):  # the panel's timer fires every 5 minutes for 55 minutes
-        clock.now += 300
+        clock.advance(300)
         panel.timer.timeout.emit()
         qtbot.waitUntil(lambda: not panel._busy, timeout=5000)
         assert f"({minute} min ago)" in panel.fetched.text()
@@ -99,7 +95,7 @@ def test_an_hour_of_the_app_open_costs_one_cost_explorer_request(qtbot: Any, end
     again = open_panel(qtbot, CostService(ce, cache_file=cache, clock=clock), runner, tick_ms=3_600_000)
     assert len(sent) == 1 and again.snapshot and again.snapshot.report and again.snapshot.report.from_cache
 
-    clock.now += 300  # 60 minutes after the fetch: the next tick asks again, once
+    clock.advance(300)  # 60 minutes after the fetch: the next tick asks again, once
     again.timer.timeout.emit()
     qtbot.waitUntil(lambda: not again._busy, timeout=5000)
     assert len(sent) == 2
@@ -112,17 +108,30 @@ def test_an_hour_of_the_app_open_costs_one_cost_explorer_request(qtbot: Any, end
     assert len(sent) == 3 and "$0.01" in again.refresh_button.toolTip()
 
 
+# The month's edges: its first half-minute, and its last half hour (the test moves the clock
+# 30 minutes on, to the month's last half-minute). Day 0 is February's last day.
+EDGES = {"first-day-00:00:30": (12, 1, 0, 0, 30), "last-day-23:29:30": (11, 30, 23, 29, 30),
+         "february-end-23:29": (2, 0, 23, 29, 0)}
+
+
+@pytest.mark.parametrize("edge", list(EDGES))
 def test_panel_shows_month_budget_live_estimate_and_guard(qtbot: Any, endpoint: str, runner: Runner,
-                                                          tmp_path: Path) -> None:
+                                                          tmp_path: Path, edge: str) -> None:
     ec2 = boto3.client("ec2", region_name="us-east-1")
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instance = ec2.run_instances(ImageId=image, InstanceType="g4dn.xlarge", MinCount=1, MaxCount=1)["Instances"][0]
-    launched = instance["LaunchTime"]
-    clock = Clock(launched + timedelta(minutes=30))
-    today = datetime.fromtimestamp(clock.now, UTC)
-    month = month_of_results(today.year, today.month, today.day)
-    inject_cost_and_usage(endpoint, month)
-    total = sum(float(g["Metrics"]["UnblendedCost"]["Amount"]) for r in month["ResultsByTime"] for g in r["Groups"])
+    # moto stamps LaunchTime with the real time. The live estimate counts GPU time from the
+    # later of launch and fetch, so any instant after the launch gives the same hours: the
+    # panel's clock is the edge's date in the year after the launch, whatever today is.
+    month, day, hour, minute, second = EDGES[edge]
+    year = instance["LaunchTime"].year + 1
+    day = day or days_in_month(date(year, month, 1))
+    clock = FrozenClock(datetime(year, month, day, hour, minute, second, tzinfo=UTC))
+    today = clock.datetime
+    results = month_of_results(today.year, today.month, today.day)
+    inject_cost_and_usage(endpoint, results)
+    total = sum(float(g["Metrics"]["UnblendedCost"]["Amount"]) for r in results["ResultsByTime"]
+                for g in r["Groups"])
     actual = round(total - 0.8, 2)  # Budgets lag Cost Explorer a little
     forecast = round(total / today.day * 30, 2)
     account = boto3.client("sts").get_caller_identity()["Account"]
@@ -148,7 +157,7 @@ def test_panel_shows_month_budget_live_estimate_and_guard(qtbot: Any, endpoint: 
     assert panel.snapshot and panel.snapshot.live and panel.snapshot.live.gpu_hours_since == 0.0  # just fetched
     assert panel.errors.text() == ""
 
-    clock.now += 1800  # half an hour later, GPU still running: the live estimate grows, CE is not asked
+    clock.advance(1800)  # half an hour later, GPU still running: the live estimate grows, CE is not asked
     panel.timer.timeout.emit()
     qtbot.waitUntil(lambda: not panel._busy, timeout=5000)
     live = panel.snapshot.live if panel.snapshot else None
@@ -165,3 +174,21 @@ def test_no_credentials_are_said_in_words(qtbot: Any, runner: Runner, tmp_path: 
     panel = open_panel(qtbot, CostService(cache_file=tmp_path / "c.json"), runner, budget_prefix="tinyllama")
     assert "No AWS credentials for Cost Explorer" in panel.errors.text()
     assert panel.total.text() == "Month to date: not fetched yet"
+
+
+@pytest.mark.usefixtures("no_aws_credentials")
+def test_prompts_this_month_are_counted_by_the_panels_clock(qtbot: Any, runner: Runner, tmp_path: Path,
+                                                            frozen_clock: FrozenClock) -> None:
+    """"This month" is the clock's month, not the calendar's: a prompt answered a second
+    before the month began is not counted, one in its first second is."""
+    month_began = month_start(frozen_clock())
+    history = HistoryStore(tmp_path / "history.sqlite3")
+    conv = history.create_conversation()
+    for created_at, seconds in ((month_began - 1, 99.0), (month_began, 42.0), (frozen_clock(), 18.0)):
+        history.add_message(conv.id, "assistant", "hi", created_at=created_at, total_s=seconds)
+    history.add_message(conv.id, "user", "hi", created_at=frozen_clock())
+    panel = open_cost_panel(Settings(tmp_path / "settings.json"), runner, history=history, clock=frozen_clock)
+    qtbot.addWidget(panel)
+    qtbot.waitUntil(lambda: not panel._busy, timeout=10000)
+    assert sorted(panel.prompt_seconds()) == [18.0, 42.0]
+    history.close()

@@ -11,6 +11,7 @@ poll interval is an hour, and the test fires the page's timer when it wants the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -29,6 +30,10 @@ from tests.gui.conftest import save_screenshot
 
 URL = "https://tinyllama-bootstrap-123456789012-us-east-1.s3.us-east-1.amazonaws.com/tinyllama/abc/stack.yaml"
 HOUR_MS = 3_600_000
+# The review's own event (a change set's CREATE starts as REVIEW_IN_PROGRESS), stamped an hour
+# after the operation's: AWS's timestamps never decide which events are shown.
+EARLIER = ev.history_of([([(ev.STACK, "AWS::CloudFormation::Stack", "REVIEW_IN_PROGRESS", "User Initiated")],
+                          "REVIEW_IN_PROGRESS")], t0=ev.T0 + timedelta(hours=1))
 
 
 @pytest.fixture
@@ -67,7 +72,10 @@ def change_set(stubber: Stubber, existing: str | None) -> None:
                          {"StackName": ev.STACK, "ChangeSetName": ANY, "ChangeSetType": "UPDATE" if existing
                           else "CREATE", "TemplateURL": URL, "Parameters": ANY, "Capabilities": ANY, "Tags": ANY})
     stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES})
-    stubber.add_response("execute_change_set", {}, {"ChangeSetName": "arn:cs/1", "StackName": ev.STACK})
+    # Where the operation's events begin: the stack's newest event before it runs.
+    stubber.add_response("describe_stack_events", {"StackEvents": list(reversed(EARLIER))}, {"StackName": ev.STACK_ID})
+    stubber.add_response("execute_change_set", {}, {"ChangeSetName": "arn:cs/1", "StackName": ev.STACK,
+                                                    "ClientRequestToken": ANY})
 
 
 def rows(table: Any) -> list[list[str]]:
@@ -86,7 +94,7 @@ def test_review_table_then_progress_then_failure_and_rollback(qtbot: Any,
                                                               stubbed: tuple[Any, Stubber]) -> None:
     start, stubber = stubbed
     change_set(stubber, existing=None)
-    ev.add_polls(stubber, ev.CREATE_FAILS_AND_ROLLS_BACK)
+    ev.add_polls(stubber, ev.CREATE_FAILS_AND_ROLLS_BACK, earlier=EARLIER)
 
     wizard = start()
     qtbot.waitUntil(wizard.review_page.isComplete, timeout=5000)
@@ -131,9 +139,9 @@ def test_review_table_then_progress_then_failure_and_rollback(qtbot: Any,
 def test_cancel_an_update_follows_the_rollback(qtbot: Any, stubbed: tuple[Any, Stubber]) -> None:
     start, stubber = stubbed
     change_set(stubber, existing="UPDATE_COMPLETE")
-    ev.add_polls(stubber, ev.UPDATE_CANCELLED[:1])
-    stubber.add_response("cancel_update_stack", {}, {"StackName": ev.STACK_ID})
-    ev.add_polls(stubber, ev.UPDATE_CANCELLED, first=1)
+    ev.add_polls(stubber, ev.UPDATE_CANCELLED[:1], earlier=EARLIER)
+    stubber.add_response("cancel_update_stack", {}, {"StackName": ev.STACK_ID, "ClientRequestToken": ANY})
+    ev.add_polls(stubber, ev.UPDATE_CANCELLED, first=1, earlier=EARLIER)
 
     wizard = start()
     qtbot.waitUntil(wizard.review_page.isComplete, timeout=5000)
@@ -155,7 +163,7 @@ def test_cancel_an_update_follows_the_rollback(qtbot: Any, stubbed: tuple[Any, S
 def test_successful_create_reads_the_outputs(qtbot: Any, stubbed: tuple[Any, Stubber]) -> None:
     start, stubber = stubbed
     change_set(stubber, existing=None)
-    ev.add_polls(stubber, ev.CREATE_OK)
+    ev.add_polls(stubber, ev.CREATE_OK, earlier=EARLIER)
     outputs = {"ApiUrl": "https://x.execute-api.us-east-1.amazonaws.com", "Region": "us-east-1",
                "UserPoolId": "us-east-1_Abc", "UserPoolClientId": "c1", "InstanceId": "i-1"}
     stubber.add_response("describe_stacks", {"Stacks": [ev.stack_description("CREATE_COMPLETE", outputs)]})

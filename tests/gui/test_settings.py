@@ -6,7 +6,7 @@ import json
 
 from desktop.core.settings import Settings
 from desktop.views.settings_dialog import SettingsDialog, aws_profile_problems
-from tests.gui.conftest import SCREENSHOTS
+from tests.gui.conftest import save_screenshot
 
 
 def test_profile_dialog_validates_and_saves(qtbot, paths) -> None:  # type: ignore[no-untyped-def]
@@ -74,7 +74,7 @@ def test_local_engine_is_chosen_in_the_dialog(qtbot, paths) -> None:  # type: ig
     dialog.model.setText("llama3.2")
     with qtbot.waitSignal(dialog.accepted, timeout=1000):
         dialog.save()
-    dialog.grab().save(str(SCREENSHOTS / "profile_dialog.png"))
+    save_screenshot(dialog, "profile_dialog.png")
     saved = json.loads(paths.settings_file.read_text())["local"]
     assert saved == {**saved, "engine": "openai", "engine_url": "http://127.0.0.1:11434/v1", "model": "llama3.2"}
 

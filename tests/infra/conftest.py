@@ -10,13 +10,17 @@ import venv
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 TEMPLATES = [INFRA / "mvp.yaml", INFRA / "stack.yaml", INFRA / "pipeline.yaml"]
-CHECKOV_VENV = ROOT / ".cache" / "checkov-venv"
 CHECKOV_REQUIREMENT = "checkov==3.3.30"  # the version these templates were checked with
+# In the user's cache folder ($XDG_CACHE_HOME on Linux), never in the checkout; named by its
+# version, so a new pin gets a fresh environment.
+CHECKOV_VENV = platformdirs.user_cache_path("tinyllama") / "test-tools" / (
+    CHECKOV_REQUIREMENT.replace("==", "-") + "-venv")
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -28,7 +32,7 @@ def load_template(path: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def checkov_bin() -> Path:
-    """checkov from .cache/checkov-venv, created with pip the first time."""
+    """checkov from CHECKOV_VENV (the user's cache folder), created with pip the first time."""
     binary = CHECKOV_VENV / "bin" / "checkov"
     if not binary.exists():
         venv.EnvBuilder(with_pip=True, clear=True).create(CHECKOV_VENV)

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
-from tests.infra.conftest import INFRA, TEMPLATES, load_template, run_checkov
+from tests.infra.conftest import CHECKOV_VENV, INFRA, ROOT, TEMPLATES, load_template, run_checkov
+
+
+def test_checkovs_environment_lives_outside_the_checkout() -> None:
+    """Tests never write into the checkout: checkov's 300 MB venv goes to the user's cache."""
+    assert CHECKOV_VENV.is_absolute() and ROOT.resolve() not in CHECKOV_VENV.resolve().parents
 
 
 def test_every_template_is_checked() -> None:

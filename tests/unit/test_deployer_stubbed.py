@@ -9,13 +9,22 @@ deployer made exactly the calls a real run would.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from desktop.services.deployer import DeployError, StackDeployer, StackWatcher, create_first_user
+from desktop.services.deployer import (
+    ChangeRow,
+    ChangeSetReview,
+    DeployError,
+    StackDeployer,
+    StackWatcher,
+    WatchUpdate,
+    create_first_user,
+)
 from tests.fixtures import cfn_events as ev
 
 URL = "https://tinyllama-bootstrap-123456789012-us-east-1.s3.us-east-1.amazonaws.com/tinyllama/abc/stack.yaml"
@@ -108,7 +117,7 @@ def test_a_rolled_back_create_must_be_deleted_first(cfn: tuple[Any, Stubber]) ->
 def test_create_progress_to_complete(cfn: tuple[Any, Stubber]) -> None:
     client, stubber = cfn
     ev.add_polls(stubber, ev.CREATE_OK)
-    watcher = StackWatcher(client, ev.STACK_ID, since=ev.T0, expected=3)
+    watcher = StackWatcher(client, ev.STACK_ID, expected=3)
     seen, progress = [], []
     final = StackDeployer(client, wait=lambda _s: None).follow(
         watcher, lambda u: (seen.extend(u.events), progress.append(u.progress)))
@@ -122,7 +131,7 @@ def test_create_progress_to_complete(cfn: tuple[Any, Stubber]) -> None:
 def test_failed_create_is_followed_through_its_rollback(cfn: tuple[Any, Stubber]) -> None:
     client, stubber = cfn
     ev.add_polls(stubber, ev.CREATE_FAILS_AND_ROLLS_BACK)
-    watcher = StackWatcher(client, ev.STACK_ID, since=ev.T0, expected=3)
+    watcher = StackWatcher(client, ev.STACK_ID, expected=3)
     updates = []
     final = StackDeployer(client, wait=lambda _s: None).follow(watcher, updates.append)
     assert [u.status for u in updates] == ["CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "ROLLBACK_IN_PROGRESS",
@@ -138,10 +147,10 @@ def test_failed_create_is_followed_through_its_rollback(cfn: tuple[Any, Stubber]
 def test_cancel_an_update_rolls_it_back(cfn: tuple[Any, Stubber]) -> None:
     client, stubber = cfn
     ev.add_polls(stubber, ev.UPDATE_CANCELLED[:1])
-    stubber.add_response("cancel_update_stack", {}, {"StackName": ev.STACK_ID})
+    stubber.add_response("cancel_update_stack", {}, {"StackName": ev.STACK_ID, "ClientRequestToken": ANY})
     ev.add_polls(stubber, ev.UPDATE_CANCELLED, first=1)
     deployer = StackDeployer(client, wait=lambda _s: None)
-    watcher = StackWatcher(client, ev.STACK_ID, since=ev.T0, expected=1, operation="UPDATE")
+    watcher = StackWatcher(client, ev.STACK_ID, expected=1, operation="UPDATE")
     assert watcher.poll().status == "UPDATE_IN_PROGRESS"
     assert "rolling the stack back" in deployer.cancel(watcher)
     final = deployer.follow(watcher)
@@ -150,11 +159,60 @@ def test_cancel_an_update_rolls_it_back(cfn: tuple[Any, Stubber]) -> None:
     assert "back as it was" in final.advice
 
 
+@pytest.fixture
+def local_now() -> datetime:
+    """This machine's clock, read once: the one thing the skew tests set AWS's timestamps against."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.mark.parametrize("aws_ahead_s", [-180, 180], ids=["local-clock-3-min-fast", "local-clock-3-min-slow"])
+def test_an_update_is_followed_by_event_ids_whatever_the_local_clock_says(
+        cfn: tuple[Any, Stubber], local_now: datetime, aws_ahead_s: int) -> None:
+    """AWS stamps events with its own clock. With the local clock fast, the update's events
+    are 'in the past'; with it slow, the previous operation's are 'in the future'. Neither
+    may change which events the watcher reports."""
+    client, stubber = cfn
+    aws_now = local_now + timedelta(seconds=aws_ahead_s)
+    earlier = ev.history_of(ev.UPDATE_OK, t0=aws_now - timedelta(seconds=60), token="Console-UpdateStack-1")
+    review = ChangeSetReview(ev.STACK, "", "UPDATE", [ChangeRow("Modify", "WorkerLaunchTemplate",
+                                                                "AWS::EC2::LaunchTemplate", "False")], ev.STACK_ID)
+    stubber.add_response("describe_stack_events", {"StackEvents": list(reversed(earlier))},
+                         {"StackName": ev.STACK_ID})  # the newest event before the update starts
+    stubber.add_response("update_stack", {"StackId": ev.STACK_ID},
+                         {"StackName": ev.STACK, "TemplateURL": URL, "Parameters": [], "Capabilities": ANY,
+                          "Tags": [], "ClientRequestToken": ANY})
+    ev.add_polls(stubber, ev.UPDATE_OK, t0=aws_now, earlier=earlier)
+    deployer = StackDeployer(client, wait=lambda _s: None, use_change_sets=False)
+    watcher = deployer.execute(review, URL)
+    assert watcher.token.startswith("tinyllama-update-")
+    updates: list[WatchUpdate] = []
+    final = deployer.follow(watcher, updates.append)
+    assert [[e.status for e in u.events] for u in updates] == [
+        ["UPDATE_IN_PROGRESS", "UPDATE_IN_PROGRESS"], ["UPDATE_COMPLETE", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"],
+        ["UPDATE_COMPLETE"]]
+    assert not any(e.event_id.startswith("earlier-") for e in watcher.events)  # the console's update is not ours
+    assert [u.progress for u in updates] == [0.0, 0.99, 1.0] and final.succeeded
+
+
+def test_a_create_sends_a_request_token_and_takes_every_event_of_the_new_stack(
+        cfn: tuple[Any, Stubber], local_now: datetime) -> None:
+    client, stubber = cfn
+    stubber.add_response("create_stack", {"StackId": ev.STACK_ID},
+                         {"StackName": ev.STACK, "TemplateURL": URL, "Parameters": [], "Capabilities": ANY,
+                          "Tags": [], "ClientRequestToken": ANY})
+    ev.add_polls(stubber, ev.CREATE_OK, t0=local_now - timedelta(minutes=5), token="tok")
+    deployer = StackDeployer(client, wait=lambda _s: None, use_change_sets=False)
+    watcher = deployer.execute(ChangeSetReview(ev.STACK, "", "CREATE", []), URL)
+    final = deployer.follow(watcher)
+    assert final.succeeded and watcher.token.startswith("tinyllama-create-")
+    assert len(watcher.events) == 9 and {e.client_request_token for e in watcher.events} == {"tok"}
+
+
 def test_cancel_a_create_deletes_it(cfn: tuple[Any, Stubber]) -> None:
     client, stubber = cfn
     ev.add_polls(stubber, ev.CREATE_OK[:1])
-    stubber.add_response("delete_stack", {}, {"StackName": ev.STACK_ID})
-    watcher = StackWatcher(client, ev.STACK_ID, since=ev.T0)
+    stubber.add_response("delete_stack", {}, {"StackName": ev.STACK_ID, "ClientRequestToken": ANY})
+    watcher = StackWatcher(client, ev.STACK_ID)
     watcher.poll()
     assert "being deleted" in StackDeployer(client).cancel(watcher)
     assert watcher.operation == "DELETE"
@@ -163,7 +221,7 @@ def test_cancel_a_create_deletes_it(cfn: tuple[Any, Stubber]) -> None:
 def test_delete_that_fails_on_a_full_bucket_says_to_empty_it(cfn: tuple[Any, Stubber]) -> None:
     client, stubber = cfn
     ev.add_polls(stubber, ev.DELETE_FAILS_ON_BUCKET)
-    final = StackDeployer(client, wait=lambda _s: None).follow(StackWatcher(client, ev.STACK_ID, since=ev.T0))
+    final = StackDeployer(client, wait=lambda _s: None).follow(StackWatcher(client, ev.STACK_ID))
     assert final.status == "DELETE_FAILED"
     assert "DataBucket" in final.failure and "not empty" in final.failure
     assert "empty it" in final.advice
@@ -173,7 +231,7 @@ def test_deleted_stack_that_no_longer_exists_is_complete(cfn: tuple[Any, Stubber
     client, stubber = cfn
     stubber.add_client_error("describe_stack_events", "ValidationError", "Stack [tinyllama] does not exist")
     stubber.add_client_error("describe_stacks", "ValidationError", "Stack with id tinyllama does not exist")
-    update = StackWatcher(client, ev.STACK, since=ev.T0).poll()
+    update = StackWatcher(client, ev.STACK).poll()
     assert update.done and update.succeeded and update.status == "DELETE_COMPLETE"
 
 
