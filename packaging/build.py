@@ -104,8 +104,16 @@ def smoke_env(home: Path) -> dict[str, str]:
         XDG_DATA_HOME=str(home / ".local" / "share"),
         XDG_STATE_HOME=str(home / ".local" / "state"),
         XDG_CACHE_HOME=str(home / ".cache"),
+        # The Local profile's background service is found through here; the smoke test
+        # stops the one the app starts, so it leaves nothing running.
+        XDG_RUNTIME_DIR=str(private(home / "run")),
     )
     return env
+
+
+def private(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
 
 
 def smoke_version(exe: Path, env: dict[str, str]) -> None:
@@ -121,11 +129,44 @@ def smoke_window(exe: Path, env: dict[str, str], home: Path) -> None:
     proc = subprocess.run(
         [str(exe)], env={**env, "TINYLLAMA_SMOKE_TEST": "1"}, capture_output=True, text=True, timeout=120
     )
-    check_run("the app (offscreen, TINYLLAMA_SMOKE_TEST=1)", proc)
+    try:
+        check_run("the app (offscreen, TINYLLAMA_SMOKE_TEST=1)", proc)
+    finally:
+        service = stop_background_service(home)
     logs = [p for p in home.rglob("tinyllama.log")]
     if not logs:
         raise SmokeTestError(f"the app wrote no log file under {home}")
-    print(f"  ok  main window shown and closed in {time.monotonic() - started:.1f} s; log: {logs[0].relative_to(home)}")
+    print(f"  ok  main window shown, connected to the background service (pid {service}) and closed in "
+          f"{time.monotonic() - started:.1f} s; log: {logs[0].relative_to(home)}")
+
+
+def stop_background_service(home: Path) -> int:
+    """Stop the Local profile's service that the app started from the bundle (it outlives
+    the window on purpose) and check that it goes, with its children, when asked."""
+    from backend.entrypoints.local_service import DISCOVERY_NAME
+
+    found = list(home.rglob(DISCOVERY_NAME))
+    if not found:
+        raise SmokeTestError(f"the app started no background service (no {DISCOVERY_NAME} under {home})")
+    pid = int(json.loads(found[0].read_text())["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            raise SmokeTestError(f"the background service (pid {pid}) did not stop within 30 s of SIGTERM")
+        time.sleep(0.1)  # not our child: nothing to wait() on
+    if found[0].exists():
+        raise SmokeTestError("the background service stopped but left its discovery file behind")
+    return pid
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def smoke_local(exe: Path, env: dict[str, str]) -> None:

@@ -66,8 +66,14 @@ class ServicePaths:
 
         runtime = os.environ.get("TINYLLAMA_RUNTIME_DIR")
         data = os.environ.get("TINYLLAMA_DATA_DIR")
-        runtime_path = Path(runtime) if runtime else _runtime_dir(platformdirs.user_runtime_dir(APP_NAME,
-                                                                                             appauthor=False))
+        if runtime:
+            runtime_path = Path(runtime)
+        elif sys.platform.startswith("linux") and not os.environ.get("XDG_RUNTIME_DIR"):
+            # No login session (a cron job, `su`, a container): platformdirs would warn on
+            # stderr and pick /tmp/runtime-UID; ours is just as private, and quiet.
+            runtime_path = _temp_runtime_dir()
+        else:
+            runtime_path = _runtime_dir(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
         data_path = Path(data) if data else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "local"
         log_path = data_path / "logs" if data else Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
         return cls(runtime_path, data_path, log_path)
@@ -101,8 +107,10 @@ def _runtime_dir(candidate: str) -> Path:
     """platformdirs' runtime folder where its parent exists (Linux: $XDG_RUNTIME_DIR, which
     logind creates); else a private folder of ours under the temp folder."""
     path = Path(candidate)
-    if path.parent.is_dir():
-        return path
+    return path if path.parent.is_dir() else _temp_runtime_dir()
+
+
+def _temp_runtime_dir() -> Path:
     uid = os.getuid() if hasattr(os, "getuid") else 0
     return Path(tempfile.gettempdir()) / f"tinyllama-{uid}"
 

@@ -84,3 +84,22 @@ def test_a_running_service_is_reused_only_with_this_version_and_engine() -> None
     assert LocalProfile(engine_url="http://x/v1", model="m", version="1.2").expected()["engine_url"] is None
     assert LocalProfile(engine="openai", engine_url="http://x/v1", model="m", version="1.2").expected() == {
         "version": "1.2", "engine": "openai", "engine_url": "http://x/v1", "model": "m"}
+
+
+def test_without_a_login_session_the_runtime_folder_is_private_and_quiet(monkeypatch, tmp_path) -> None:
+    """No XDG_RUNTIME_DIR (su, cron, a container, CI): platformdirs warns on stderr, which the
+    frozen app's smoke test rightly fails on. Ours falls back to a private folder, silently."""
+    import warnings
+
+    from backend.entrypoints.local_service import ServicePaths
+
+    monkeypatch.delenv("TINYLLAMA_RUNTIME_DIR", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr("sys.platform", "linux")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths = ServicePaths.default()
+    assert paths.runtime_dir.parent == tmp_path and paths.runtime_dir.name.startswith("tinyllama-")
+    paths.ensure()
+    assert paths.runtime_dir.stat().st_mode & 0o077 == 0
