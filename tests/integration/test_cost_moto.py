@@ -18,6 +18,7 @@ import pytest
 
 from backend.core import pricing
 from desktop.services.cost import CostError, CostService
+from tests.conftest import FrozenClock
 from tests.fixtures.aws import inject_cost_and_usage
 
 
@@ -25,17 +26,6 @@ from tests.fixtures.aws import inject_cost_and_usage
 def endpoint(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
     return aws_env
-
-
-class Clock:
-    def __init__(self, when: datetime) -> None:
-        self.now = when.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def day(date: str, amounts: dict[str, float]) -> dict[str, Any]:
@@ -61,7 +51,7 @@ def test_month_to_date_by_service_and_day_from_cost_explorer(aws_env: str, tmp_p
         day("2031-03-03", {"Amazon ElastiCache": 0.38}),
     ]})
     ce, sent = counted_ce(aws_env)
-    clock = Clock(datetime(2031, 3, 3, 15, 0, tzinfo=UTC))
+    clock = FrozenClock(datetime(2031, 3, 3, 15, 0, tzinfo=UTC))
     service = CostService(ce, cache_file=tmp_path / "cost.json", clock=clock)
     report = service.report()
     assert report.total_usd == pytest.approx(3.35)
@@ -86,7 +76,7 @@ def test_cache_of_last_month_is_not_used(aws_env: str, tmp_path: Path) -> None:
     inject_cost_and_usage(aws_env, {"ResultsByTime": [day("2031-04-30", {"Amazon ElastiCache": 0.5})]},
            {"ResultsByTime": [day("2031-05-01", {"Amazon ElastiCache": 0.4})]})
     ce, sent = counted_ce(aws_env)
-    clock = Clock(datetime(2031, 4, 30, 23, 50, tzinfo=UTC))
+    clock = FrozenClock(datetime(2031, 4, 30, 23, 50, tzinfo=UTC))
     service = CostService(ce, cache_file=tmp_path / "cost.json", clock=clock)
     assert service.report().month == "2031-04"
     clock.advance(20 * 60)  # past midnight into May, well within the hour
@@ -119,7 +109,7 @@ def test_live_estimate_adds_gpu_hours_since_the_fetch(aws_env: str, tmp_path: Pa
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instance = ec2.run_instances(ImageId=image, InstanceType="g4dn.xlarge", MinCount=1, MaxCount=1)["Instances"][0]
     launched = instance["LaunchTime"].timestamp()
-    clock = Clock(datetime.fromtimestamp(launched + 2 * 3600, UTC))
+    clock = FrozenClock(datetime.fromtimestamp(launched + 2 * 3600, UTC))
     inject_cost_and_usage(aws_env, {"ResultsByTime": [day(datetime.fromtimestamp(launched, UTC).strftime("%Y-%m-%d"),
                                            {"Amazon ElastiCache": 1.0})]})
     service = CostService(boto3.client("ce", region_name="us-east-1"), ec2_client=ec2,

@@ -16,33 +16,10 @@ import pytest
 from backend.adapters.engines import EchoEngine, OpenAIEngine
 from backend.adapters.redis_queue import RedisQueue
 from backend.core.jobs import JobStatus
-from backend.entrypoints.worker import Worker
 from tests.fixtures.openai_server import OpenAIServer
+from tests.fixtures.workers import GateEngine, Running
 from tests.helpers import wait_until
-from tests.integration.test_worker import OWNER, GateEngine, Running, status, submit, wait_status
-
-
-@pytest.fixture
-def start_worker(queue: RedisQueue) -> Iterator[Callable[..., Running]]:
-    """Workers in threads, stopped cold and joined at teardown."""
-    running: list[tuple[Running, Any]] = []
-
-    def start(engine: Any, **kwargs: Any) -> Running:
-        options = {"name": f"f{len(running)}", "heartbeat_s": 0.1, "flush_interval_s": 0.01,
-                   "idle_timeout_s": 0, **kwargs}
-        r = Running(Worker(queue, engine, **options))
-        running.append((r, engine))
-        return r
-
-    yield start
-    for r, engine in running:
-        if r.thread.is_alive():
-            r.worker.request_stop()
-            r.worker.request_stop()
-            if isinstance(engine, GateEngine):
-                engine.release()
-        r.thread.join(15)
-        assert not r.thread.is_alive(), "a worker thread outlived its test"
+from tests.integration.test_worker import OWNER, status, submit, wait_status
 
 
 def beat(queue: RedisQueue, name: str) -> dict[str, Any] | None:
@@ -56,7 +33,7 @@ def test_worker_resumes_within_half_a_second_of_redis_coming_back(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="tinyllama.worker")
     start_worker(EchoEngine())
-    wait_until(lambda: (b := beat(queue, "f0")) and b["ready"], message="the worker to be ready")
+    wait_until(lambda: (b := beat(queue, "w0")) and b["ready"], message="the worker to be ready")
 
     redis_server.stop()
     # Six failed tries: an uncapped backoff is now asleep for 3.2 s, a capped one for 0.5 s.
@@ -73,10 +50,10 @@ def test_worker_resumes_within_half_a_second_of_redis_coming_back(
 def test_heartbeat_stops_saying_ready_when_the_engine_stops_answering(
         queue: RedisQueue, openai_server: OpenAIServer, start_worker: Callable[..., Running]) -> None:
     start_worker(OpenAIEngine(openai_server.url))
-    wait_until(lambda: (b := beat(queue, "f0")) and b["ready"], message="ready while the engine answers")
+    wait_until(lambda: (b := beat(queue, "w0")) and b["ready"], message="ready while the engine answers")
 
     openai_server.answering = False
-    wait_until(lambda: (b := beat(queue, "f0")) and b["ready"] is False, 5, message="not ready once it stops")
+    wait_until(lambda: (b := beat(queue, "w0")) and b["ready"] is False, 5, message="not ready once it stops")
     rid = submit(queue)
     wait_until(lambda: openai_server.model_calls > 20, 5, message="the worker to keep asking")
     assert status(queue, rid) == JobStatus.QUEUED, "a job went to an engine that does not answer"
@@ -93,7 +70,7 @@ def test_a_healthy_engine_is_noticed_within_half_a_second(
     wait_until(lambda: openai_server.model_calls >= 8, 10, message="the worker to ask eight times")
     openai_server.answering = True
     healthy = time.monotonic()
-    wait_until(lambda: (b := beat(queue, "f0")) and b["ready"], 5, interval=0.005, message="ready")
+    wait_until(lambda: (b := beat(queue, "w0")) and b["ready"], 5, interval=0.005, message="ready")
     assert time.monotonic() - healthy <= 0.5
 
 

@@ -17,56 +17,10 @@ from backend.core.jobs import JobStatus
 from backend.core.ports import Chunk
 from backend.core.prompts import parse_prompt
 from backend.entrypoints.worker import Worker
+from tests.fixtures.workers import GateEngine, Running
 from tests.helpers import wait_until
 
 OWNER = "worker-test-owner"
-
-
-class GateEngine:
-    """Streams a token, then holds the stream open until `release()` or a stop request.
-
-    Counts how many streams are open at once, and whether `should_stop` ever said True.
-    """
-
-    name = "gate"
-
-    def __init__(self) -> None:
-        self.gate = threading.Event()
-        self._lock = threading.Lock()
-        self.active = 0
-        self.max_active = 0
-        self.calls = 0
-        self.saw_stop = threading.Event()
-        self.params: list[dict[str, Any]] = []
-
-    def ready(self) -> bool:
-        return True
-
-    def release(self) -> None:
-        self.gate.set()
-
-    def stream(self, messages: list[dict[str, str]], params: dict[str, Any],
-               should_stop: Callable[[], bool]) -> Iterator[Chunk]:
-        with self._lock:
-            self.active += 1
-            self.calls += 1
-            self.max_active = max(self.max_active, self.active)
-            self.params.append(params)
-        try:
-            sent = 0
-            while not self.gate.is_set():
-                if should_stop():
-                    self.saw_stop.set()
-                    yield Chunk(finish_reason="cancelled", prompt_tokens=1, completion_tokens=sent)
-                    return
-                sent += 1
-                yield Chunk(text="." if sent > 1 else "tok")
-                self.gate.wait(0.01)
-            yield Chunk(text=" end", finish_reason=None)
-            yield Chunk(finish_reason="stop", prompt_tokens=len(messages), completion_tokens=sent + 1)
-        finally:
-            with self._lock:
-                self.active -= 1
 
 
 class FailingEngine:
@@ -82,47 +36,6 @@ class FailingEngine:
                should_stop: Callable[[], bool]) -> Iterator[Chunk]:
         yield Chunk(text="partial")
         raise EngineError(self.message)
-
-
-class Running:
-    """A worker running in a thread; `result` is what `run()` returned."""
-
-    def __init__(self, worker: Worker):
-        self.worker = worker
-        self.result: str | None = None
-        self.thread = threading.Thread(target=self._run, name=f"worker-{worker.name}", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        self.result = self.worker.run()
-
-    def join(self, timeout: float = 15.0) -> str | None:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the worker did not stop"
-        return self.result
-
-
-@pytest.fixture
-def start_worker(queue: RedisQueue) -> Iterator[Callable[..., Running]]:
-    """Start workers in threads; teardown stops them cold and joins them."""
-    running: list[tuple[Running, Any]] = []
-
-    def start(engine: Any, *, q: RedisQueue | None = None, **kwargs: Any) -> Running:
-        options = {"name": f"w{len(running)}", "heartbeat_s": 0.1, "flush_interval_s": 0.01,
-                   "idle_timeout_s": 0, **kwargs}
-        r = Running(Worker(q or queue, engine, **options))
-        running.append((r, engine))
-        return r
-
-    yield start
-    for r, engine in running:
-        if r.thread.is_alive():
-            r.worker.request_stop()
-            r.worker.request_stop()
-            if isinstance(engine, GateEngine):
-                engine.release()
-        r.thread.join(15)
-        assert not r.thread.is_alive(), "a worker thread outlived its test"
 
 
 def submit(queue: RedisQueue, text: str = "hello big world", **fields: Any) -> str:
