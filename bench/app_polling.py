@@ -1,7 +1,7 @@
 """The stack as the app uses it: one poller per prompt at the app's own intervals, vs the engine.
 
 `desktop.core.polling` decides when the app asks again (at once after the submit, then
-1 s while queued or waking, 0.25 s while the answer streams), so this is the delay a
+0.25 s while queued or streaming, 1 s while the GPU wakes), so this is the delay a
 person sees, not the stack's floor (`stack_overhead` polls every 10 ms for that). The
 engine is the echo engine with a known time per token, which serves concurrent requests
 in parallel as vLLM's batching does: no real engine (llama.cpp, vLLM) is installed here.

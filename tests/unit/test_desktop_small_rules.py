@@ -13,6 +13,9 @@ from desktop.services.credentials import SERVICE, CredentialStore, MemoryKeyring
 def test_prompt_interval_is_fast_while_streaming_and_backs_off_on_errors() -> None:
     assert polling.prompt_interval("running") == 0.25
     assert polling.prompt_interval("waking") == 1.0
+    # Queued only while the GPU is up: a worker takes it at once, so the first token must not
+    # wait a whole second to be seen.
+    assert polling.prompt_interval("queued") == 0.25
     assert [polling.prompt_interval("running", n) for n in (1, 2, 3, 6, 9)] == [
         0.5, 1.0, 2.0, 10.0, 10.0
     ]
