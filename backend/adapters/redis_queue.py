@@ -12,6 +12,7 @@ Keys (all under one prefix, default `tl`):
 - `tl:hb:{worker}`     Worker heartbeat (JSON), with a TTL; `tl:hb` is the set of names.
 - `tl:wake`            Hash of the wake in progress: requested, running, ready (unix time).
 - `tl:wakes`           List of past wakes (JSON of their phases), newest first.
+- `tl:wakes:engine`    The engine those wakes were measured with (a change of engine forgets them).
 
 Status changes go through one Lua script so that the router's cancel and the worker's
 progress never overwrite each other: a change happens only from the states that
@@ -451,6 +452,19 @@ class RedisQueue:
 
     def wake_history(self) -> list[dict[str, float]]:
         return [json.loads(v) for v in self.r.lrange(f"{self.prefix}:wakes", 0, WAKE_HISTORY - 1)]
+
+    def keep_wakes_of(self, engine: str) -> None:
+        """Forget wakes measured with another engine: a local Redis that keeps its data
+        outlives a change of engine, and an echo worker's 0.3 s says nothing of vLLM's 40 s."""
+        key = f"{self.prefix}:wakes"
+        if _decode(self.r.set(f"{key}:engine", engine, get=True)) not in (None, engine):
+            self.r.delete(key)
+
+    def restore_wakes(self, wakes: list[dict[str, float]]) -> None:
+        """Seed an empty history with wakes an earlier run measured (newest first)."""
+        key = f"{self.prefix}:wakes"
+        if wakes and not self.r.llen(key):
+            self.r.rpush(key, *[json.dumps(w) for w in wakes[:WAKE_HISTORY]])
 
     def ping(self) -> None:
         """Raise Unavailable with a clear message when Redis does not answer."""

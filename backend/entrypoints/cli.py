@@ -43,7 +43,12 @@ def _local(args: argparse.Namespace) -> int:
 
         idle = args.service_idle_timeout if args.service_idle_timeout is not None else args.idle_timeout
         return run_service(kwargs, idle, version=_version())
-    return serve_forever(LocalStack(**kwargs))  # type: ignore[arg-type]
+    from backend.entrypoints.local_service import ServicePaths
+
+    # Nothing else of a terminal run is kept, but its measured wakes are: the next run's
+    # first ETA is then a real median, not a guess (the service keeps them in its Redis).
+    wakes_file = str(ServicePaths.default().data_dir / "terminal-wakes.json")
+    return serve_forever(LocalStack(**kwargs, wakes_file=wakes_file))  # type: ignore[arg-type]
 
 
 def _watchdog(_args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ stack's own process is killed.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -23,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 import redis
@@ -221,6 +223,8 @@ class LocalStack:
     way: answers and measured wakes survive a restart); without it nothing is saved. A
     supervisor thread restarts redis-server on the same port and password when it dies;
     a watchdog process stops every child if this process dies without `stop()`.
+    `wakes_file` keeps the measured wakes of a stack without `data_dir` (`tinyllama local`
+    in a terminal) from one run to the next, so its first wake's ETA is a real one too.
     """
 
     def __init__(
@@ -243,6 +247,7 @@ class LocalStack:
         heartbeat_s: float = 1.0,
         workdir: str | None = None,
         data_dir: str | None = None,
+        wakes_file: str | None = None,
         watchdog: bool = True,
     ):
         self.port = port
@@ -267,6 +272,7 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.queue: RedisQueue | None = None
         self.data_dir = data_dir
+        self.wakes_file = wakes_file
         self.use_watchdog = watchdog
         self.watchdog: Watchdog | None = None
         self.redis_restarts = 0
@@ -347,6 +353,8 @@ class LocalStack:
             self.redis.start()
             self.queue = RedisQueue.from_url(self.redis.url, result_ttl_s=self.result_ttl_s)
             self.queue.ensure_group()
+            self.queue.keep_wakes_of(self._engine_key())
+            self.queue.restore_wakes(self._saved_wakes().get(self._engine_key(), []))
             self.compute = _WatchedCompute(self.worker_env(), engine_cmd=self._engine_cmd(),
                                            log_dir=self.workdir, watchdog=self.watchdog, queue=self.queue)
             service = PromptService(
@@ -430,6 +438,7 @@ class LocalStack:
             self.gateway = None
         if self.compute:
             self.compute.stop()
+        self._save_wakes()
         if self.redis:
             self.redis.stop()
             if self.watchdog and self.redis.proc:
@@ -439,6 +448,37 @@ class LocalStack:
             self.watchdog = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- measured wakes --------------------------------------------------------------------
+    def _engine_key(self) -> str:
+        """What a wake's length depends on: the engine and its model."""
+        return json.dumps([self.engine, self.model or "", self.engine_url or "", self.vllm_args])
+
+    def _saved_wakes(self) -> dict[str, list[dict[str, float]]]:
+        if not self.wakes_file:
+            return {}
+        try:
+            saved = json.loads(Path(self.wakes_file).read_text())
+        except (OSError, ValueError):
+            return {}  # none yet, or a file cut short: the guess serves until a wake is measured
+        return saved if isinstance(saved, dict) else {}
+
+    def _save_wakes(self) -> None:
+        if not (self.wakes_file and self.queue):
+            return
+        try:
+            wakes = self.queue.wake_history()
+        except redis.RedisError as exc:
+            log.warning("could not keep the measured wakes: %s", exc)
+            return
+        if not wakes:
+            return
+        saved = {**self._saved_wakes(), self._engine_key(): wakes}
+        path = Path(self.wakes_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(saved))
+        os.replace(tmp, path)  # a run killed halfway leaves the old file, never half a new one
 
     def __enter__(self) -> LocalStack:
         return self.start()

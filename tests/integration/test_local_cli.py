@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -33,11 +34,13 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _start_and_answer() -> tuple[subprocess.Popen[str], list[int]]:
-    """`tinyllama local` with one prompt answered; returns it and its children."""
+def _start_and_answer(data_dir: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    """`tinyllama local` with one prompt answered; returns it and its children. Its measured
+    wakes are kept in `data_dir` (not the user's own data folder)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "backend.entrypoints.cli", "local", "--port", "0", "--token", "cli-test-token"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TINYLLAMA_DATA_DIR": str(data_dir)},
     )
     assert proc.stdout is not None
     url = None
@@ -55,7 +58,7 @@ def _start_and_answer() -> tuple[subprocess.Popen[str], list[int]]:
 
 
 def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
-    proc, children = _start_and_answer()
+    proc, children = _start_and_answer(tmp_path)
     try:
         assert len(children) >= 3  # redis-server, the watchdog and the worker
 
@@ -65,14 +68,17 @@ def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
         assert "Traceback" not in stderr
         for pid in children:
             assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        # The one thing a terminal run keeps: its measured wake, for the next run's ETA.
+        (wakes,) = json.loads((tmp_path / "terminal-wakes.json").read_text()).values()
+        assert len(wakes) == 1 and wakes[0]["ready"] > wakes[0]["requested"]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
 
-def test_kill_9_leaves_no_process_behind() -> None:
-    proc, children = _start_and_answer()
+def test_kill_9_leaves_no_process_behind(tmp_path: Path) -> None:
+    proc, children = _start_and_answer(tmp_path)
     try:
         assert len(children) >= 3
         proc.kill()  # no handler runs: the watchdog notices its pipe close and stops the rest

@@ -279,3 +279,38 @@ def test_a_failed_redis_restart_is_retried_until_it_works(stack: LocalStack) -> 
     wait_until(lambda: stack.redis_restarts == 1, 10, message="the restart once the port is free")
     client = Client(stack)
     assert client.wait_status(client.post("back").json()["request_id"], "done")["text"] == "back"
+
+
+def test_a_terminal_runs_measured_wakes_are_kept_for_the_next_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`tinyllama local` keeps no data, but its wakes file carries the measured wakes to the
+    next run, so the first ETA of a launch is a real one (a vLLM start is 40-60 s, not 3)."""
+    wakes = str(tmp_path / "wakes.json")
+    with LocalStack(port=0, wakes_file=wakes, echo_delay_s=0.0, heartbeat_s=0.2) as first:
+        client = Client(first)
+        client.wait_status(client.post("wake up").json()["request_id"], "done")
+        assert first.queue is not None
+        (wake,) = first.queue.wake_history()
+        measured = wake["ready"] - wake["requested"]
+    assert measured != LOCAL_WAKE_GUESS_S
+
+    with LocalStack(port=0, wakes_file=wakes, echo_delay_s=0.0, heartbeat_s=0.2) as second:
+        compute = Client(second).status()["compute"]
+        assert compute["wakes_measured"] == 1
+        assert compute["eta_s"] == pytest.approx(measured, abs=0.5)
+
+    # Another engine's wakes say nothing of this one's: it starts from the guess.
+    with LocalStack(port=0, wakes_file=wakes, engine="openai", engine_url="http://127.0.0.1:9/v1") as other:
+        compute = Client(other).status()["compute"]
+        assert compute["wakes_measured"] == 0
+        assert compute["eta_s"] == LOCAL_WAKE_GUESS_S
+
+
+def test_a_kept_redis_forgets_the_wakes_of_another_engine(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The service's Redis outlives a change of engine (echo → vLLM): its old wakes must not
+    set the new engine's ETA."""
+    with LocalStack(port=0, data_dir=str(tmp_path), echo_delay_s=0.0, heartbeat_s=0.2) as first:
+        client = Client(first)
+        client.wait_status(client.post("wake up").json()["request_id"], "done")
+        assert client.status()["compute"]["wakes_measured"] == 1
+    with LocalStack(port=0, data_dir=str(tmp_path), engine="openai", engine_url="http://127.0.0.1:9/v1") as second:
+        assert Client(second).status()["compute"]["wakes_measured"] == 0
