@@ -116,7 +116,9 @@ class WakeStatusBar(QWidget):
     def _refresh(self) -> None:
         eta_left = max(self.status.compute.eta_s - (time.monotonic() - self._received), 0.0)
         self.label.setText(self._note or wake.describe(self.status, eta_left, self._waiting))
-        self.dot.setStyleSheet(f"color: {_DOT[self.state]}; font-size: 14px;")
+        # A note (reconnecting) means the last state is not known to hold: no green dot.
+        state = ComputeState.UNKNOWN if self._note else self.state
+        self.dot.setStyleSheet(f"color: {_DOT[state]}; font-size: 14px;")
         counting = self.state in (ComputeState.STARTING, ComputeState.LOADING_MODEL)
         if counting and not self._tick.isActive():
             self._tick.start()

@@ -15,6 +15,7 @@ from desktop.app import RECONNECTING, App
 from desktop.core.paths import AppPaths
 from desktop.services.credentials import CredentialStore, MemoryKeyring
 from desktop.services.local_profile import LocalProfile
+from tests.gui.conftest import save_screenshot
 from tests.service_helpers import stop_all
 
 LONG = " ".join(f"w{i}" for i in range(200))  # echo at 20 ms a word: ~4 s
@@ -77,6 +78,8 @@ def test_a_killed_service_is_brought_back_while_the_window_is_open(  # type: ign
 
         os.kill(info["pid"], signal.SIGKILL)  # the service crashes mid-answer
         qtbot.waitUntil(lambda: app.window.wake.text() == RECONNECTING, timeout=20000)
+        save_screenshot(app.window, "main_reconnecting.png")
+        assert "#2e9d4b" not in app.window.wake.dot.styleSheet()  # not "ready" while it is away
         app.window.send("typed while it was away")  # held, not refused
 
         qtbot.waitUntil(lambda: app.api is not first_api and app.api is not None, timeout=30000)

@@ -6,6 +6,7 @@ import os
 import signal
 
 from desktop.views.chat_view import RETRYING
+from tests.gui.conftest import save_screenshot
 
 LONG = " ".join(f"word{i}" for i in range(300))  # ~9 s of echo at 30 ms a word
 
@@ -29,6 +30,7 @@ def test_a_retried_answer_says_retrying_and_starts_over(open_window, api, stack,
     os.kill(worker_pid, signal.SIGKILL)
 
     qtbot.waitUntil(lambda: RETRYING in window.chat.transcript_text(), timeout=15000)
+    save_screenshot(window, "main_retrying.png")
     # The retry starts from empty; the app shows that, not the first try's text frozen.
     assert any(size < frozen and retrying for size, retrying in shown), shown
     qtbot.waitUntil(lambda: _answer(window).status == "done", timeout=30000)
