@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from backend.core.errors import NotFound, Unavailable
 from backend.core.jobs import ALLOWED, TERMINAL, JobStatus
@@ -136,8 +138,13 @@ class RedisQueue:
             # ElastiCache's certificates chain to public CAs; a private CA bundle is for
             # self-hosted Redis (and the TLS test).
             options["ssl_ca_certs"] = os.environ["REDIS_CA_CERTS"]
+        # redis-py 6 and later retry a failed command many times (8.x: 10 times, backing off up
+        # to 1 s each, ~5 s in all). A request that came while Redis restarted then answered
+        # seconds after it was back, and the 503 that says so came as late. Three quick tries
+        # ride out a blip; the worker has its own backoff for longer outages.
+        retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
         client = redis.Redis.from_url(
-            url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30, **options
+            url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30, retry=retry, **options
         )
         return cls(client, **kwargs)
 

@@ -243,6 +243,27 @@ def test_redis_killed_is_restarted_with_its_data_and_the_api_is_back_within_5_s(
         assert client.wait_status(queued, "done", timeout=30)["text"] == "kept on disk"
 
 
+def test_while_redis_is_down_the_api_says_so_at_once_and_is_back_as_soon_as_redis_is(stack: LocalStack) -> None:
+    """A request during the outage is a prompt 503, not one held for redis-py's default
+    retries (about 5 s in 8.x), which also kept the API from answering once Redis was back."""
+    assert stack.redis is not None and stack.redis.proc is not None
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    stack.redis.stopped = True  # hold the supervisor off: Redis stays down
+    stack.redis.proc.kill()
+    stack.redis.proc.wait()
+    started = time.monotonic()
+    reply = requests.get(f"{stack.url}/status", headers=headers, timeout=10)
+    took = time.monotonic() - started
+    assert reply.status_code == 503 and reply.json()["error"]["code"] == "unavailable"
+    assert took < 1.5, f"the 503 took {took:.1f} s"
+
+    stack.redis.stopped = False  # "it died": the supervisor restarts it
+    wait_until(lambda: stack.redis_restarts == 1, 5, message="the supervisor to restart Redis")
+    restarted = time.monotonic()
+    assert requests.get(f"{stack.url}/status", headers=headers, timeout=10).status_code == 200
+    assert time.monotonic() - restarted < 1.5
+
+
 def test_measured_wakes_persist_across_restarts_of_the_stack(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with LocalStack(port=0, data_dir=str(tmp_path), echo_delay_s=0.0, heartbeat_s=0.2) as first:
         client = Client(first)
