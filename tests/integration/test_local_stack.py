@@ -126,7 +126,10 @@ def test_idempotent_retry_makes_one_job(stack: LocalStack) -> None:
     assert again["request_id"] == first["request_id"]
     client.wait_status(first["request_id"], "done")
     assert stack.queue is not None
-    assert stack.queue.r.xlen(stack.queue.stream) == 0  # the one entry was acknowledged and removed
+    # The one entry is acknowledged and removed right after the answer is marked done (the
+    # worker's next call), so wait for it rather than race it.
+    queue = stack.queue
+    wait_until(lambda: queue.r.xlen(queue.stream) == 0, 5, message="the entry to be acknowledged")
     assert len(list(stack.queue.r.scan_iter(match="tl:req:*"))) == 1
 
 
