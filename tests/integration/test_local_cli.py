@@ -13,25 +13,7 @@ from pathlib import Path
 import requests
 
 from tests.helpers import wait_until
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
+from tests.service_helpers import children, gone
 
 
 def _start_and_answer(data_dir: Path) -> tuple[subprocess.Popen[str], list[int]]:
@@ -54,19 +36,19 @@ def _start_and_answer(data_dir: Path) -> tuple[subprocess.Popen[str], list[int]]
                         headers=h, timeout=10).json()["request_id"]
     wait_until(lambda: requests.get(f"{url}/prompts/{rid}", headers=h, timeout=10).json()["status"] == "done",
                20, message="the answer")
-    return proc, _children(proc.pid)
+    return proc, children(proc.pid)
 
 
 def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
-    proc, children = _start_and_answer(tmp_path)
+    proc, kids = _start_and_answer(tmp_path)
     try:
-        assert len(children) >= 3  # redis-server, the watchdog and the worker
+        assert len(kids) >= 3  # redis-server, the watchdog and the worker
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         stderr = proc.stderr.read() if proc.stderr else ""
         assert "Traceback" not in stderr
-        for pid in children:
+        for pid in kids:
             assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
         # The one thing a terminal run keeps: its measured wake, for the next run's ETA.
         (wakes,) = json.loads((tmp_path / "terminal-wakes.json").read_text()).values()
@@ -78,12 +60,12 @@ def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
 
 
 def test_kill_9_leaves_no_process_behind(tmp_path: Path) -> None:
-    proc, children = _start_and_answer(tmp_path)
+    proc, kids = _start_and_answer(tmp_path)
     try:
-        assert len(children) >= 3
+        assert len(kids) >= 3
         proc.kill()  # no handler runs: the watchdog notices its pipe close and stops the rest
         proc.wait(10)
-        wait_until(lambda: all(_gone(p) for p in children), 8, message="redis-server and the worker to stop")
+        wait_until(lambda: all(gone(p) for p in kids), 8, message="redis-server and the worker to stop")
     finally:
         if proc.poll() is None:
             proc.kill()
