@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import redis
 
@@ -174,10 +173,10 @@ class LocalProcessCompute:
 
     def _worker_ready(self) -> bool:
         try:
-            beat: Any = self._q().r.get(f"{self._q().prefix}:hb:{self._worker_name}")
+            beat = self._q().beat(self._worker_name)
         except redis.RedisError:
             return False
-        return bool(beat) and bool(json.loads(beat).get("ready"))
+        return bool(beat and beat.get("ready"))
 
     def _fail_waiting(self, culprit: str) -> None:
         tail = self.last_log_lines(culprit)

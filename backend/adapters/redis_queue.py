@@ -152,6 +152,9 @@ class RedisQueue:
     def _req(self, request_id: str) -> str:
         return f"{self.prefix}:req:{request_id}"
 
+    def _hb(self, worker: str) -> str:
+        return f"{self.prefix}:hb:{worker}"
+
     def _gone(self, request_id: str) -> str:
         return f"{self.prefix}:gone:{request_id}"
 
@@ -283,7 +286,7 @@ class RedisQueue:
         others = [_decode(c["name"]) for c in consumers if _decode(c["name"]) != consumer]
         if not others:
             return []
-        beats = self.r.mget([f"{self.prefix}:hb:{n}" for n in others])
+        beats = self.r.mget([self._hb(n) for n in others])
         pending = {_decode(c["name"]): int(c["pending"]) for c in consumers}
         out: list[Delivery] = []
         for name, beat in zip(others, beats, strict=True):
@@ -401,13 +404,18 @@ class RedisQueue:
         """A beat that expires by itself; the `tl:hb` set names the workers, so reading
         them is two commands, not a SCAN of the keyspace on every poll."""
         with self.r.pipeline(transaction=False) as pipe:
-            pipe.set(f"{self.prefix}:hb:{worker}", json.dumps({**info, "ts": time.time()}), px=int(ttl_s * 1000))
+            pipe.set(self._hb(worker), json.dumps({**info, "ts": time.time()}), px=int(ttl_s * 1000))
             pipe.sadd(f"{self.prefix}:hb", worker)
             pipe.execute()
 
+    def beat(self, worker: str) -> dict[str, Any] | None:
+        """`worker`'s live heartbeat, or None once it has expired."""
+        raw = self.r.get(self._hb(worker))
+        return json.loads(raw) if raw else None
+
     def clear_heartbeat(self, worker: str) -> None:
         with self.r.pipeline(transaction=False) as pipe:
-            pipe.delete(f"{self.prefix}:hb:{worker}")
+            pipe.delete(self._hb(worker))
             pipe.srem(f"{self.prefix}:hb", worker)
             pipe.execute()
 
@@ -416,7 +424,7 @@ class RedisQueue:
         names = [_decode(n) for n in self.r.smembers(f"{self.prefix}:hb")]
         if not names:
             return []
-        values = self.r.mget([f"{self.prefix}:hb:{n}" for n in names])
+        values = self.r.mget([self._hb(n) for n in names])
         gone = [n for n, v in zip(names, values, strict=True) if v is None]
         if gone:
             self.r.srem(f"{self.prefix}:hb", *gone)

@@ -4,7 +4,6 @@ that stops answering and a worker that dies with jobs in hand."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -22,18 +21,13 @@ from tests.helpers import wait_until
 from tests.integration.test_worker import OWNER, status, submit, wait_status
 
 
-def beat(queue: RedisQueue, name: str) -> dict[str, Any] | None:
-    raw = queue.r.get(f"{queue.prefix}:hb:{name}")
-    return json.loads(raw) if raw else None
-
-
 # -- Redis restarts -------------------------------------------------------------------------
 def test_worker_resumes_within_half_a_second_of_redis_coming_back(
         queue: RedisQueue, redis_server: Any, start_worker: Callable[..., Running],
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="tinyllama.worker")
     start_worker(EchoEngine())
-    wait_until(lambda: (b := beat(queue, "w0")) and b["ready"], message="the worker to be ready")
+    wait_until(lambda: (b := queue.beat("w0")) and b["ready"], message="the worker to be ready")
 
     redis_server.stop()
     # Six failed tries: an uncapped backoff is now asleep for 3.2 s, a capped one for 0.5 s.
@@ -50,10 +44,10 @@ def test_worker_resumes_within_half_a_second_of_redis_coming_back(
 def test_heartbeat_stops_saying_ready_when_the_engine_stops_answering(
         queue: RedisQueue, openai_server: OpenAIServer, start_worker: Callable[..., Running]) -> None:
     start_worker(OpenAIEngine(openai_server.url))
-    wait_until(lambda: (b := beat(queue, "w0")) and b["ready"], message="ready while the engine answers")
+    wait_until(lambda: (b := queue.beat("w0")) and b["ready"], message="ready while the engine answers")
 
     openai_server.answering = False
-    wait_until(lambda: (b := beat(queue, "w0")) and b["ready"] is False, 5, message="not ready once it stops")
+    wait_until(lambda: (b := queue.beat("w0")) and b["ready"] is False, 5, message="not ready once it stops")
     rid = submit(queue)
     wait_until(lambda: openai_server.model_calls > 20, 5, message="the worker to keep asking")
     assert status(queue, rid) == JobStatus.QUEUED, "a job went to an engine that does not answer"
@@ -70,7 +64,7 @@ def test_a_healthy_engine_is_noticed_within_half_a_second(
     wait_until(lambda: openai_server.model_calls >= 8, 10, message="the worker to ask eight times")
     openai_server.answering = True
     healthy = time.monotonic()
-    wait_until(lambda: (b := beat(queue, "w0")) and b["ready"], 5, interval=0.005, message="ready")
+    wait_until(lambda: (b := queue.beat("w0")) and b["ready"], 5, interval=0.005, message="ready")
     assert time.monotonic() - healthy <= 0.5
 
 
@@ -112,7 +106,7 @@ def _orphan(queue: RedisQueue, dead: str) -> tuple[str, str]:
     queue.start(delivery, dead)
     queue.write_text(rid, "one two", None)
     queue.heartbeat(dead, {"worker": dead, "ready": True}, ttl_s=0.05)
-    wait_until(lambda: beat(queue, dead) is None, message="the dead worker's beat to expire")
+    wait_until(lambda: queue.beat(dead) is None, message="the dead worker's beat to expire")
     return rid, delivery.entry_id
 
 
