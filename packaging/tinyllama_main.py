@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from backend.entrypoints.cli import main
+from desktop.cli import main
 
 if __name__ == "__main__":
     if sys.platform == "darwin":

@@ -250,7 +250,7 @@ def worker_command() -> list[str]:
     """`tinyllama worker` as this interpreter runs it; a frozen bundle is its own interpreter."""
     if getattr(sys, "frozen", False):  # PyInstaller: sys.executable is the bundle's `tinyllama`
         return [sys.executable, "worker"]
-    return [sys.executable, "-m", "backend.entrypoints.cli", "worker"]
+    return [sys.executable, "-m", "backend.entrypoints", "worker"]
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -184,7 +184,7 @@ def service_command(options: Sequence[str] = ()) -> list[str]:
     """`tinyllama local --service …` as this interpreter runs it (a frozen bundle: itself)."""
     if getattr(sys, "frozen", False):
         return [sys.executable, "local", "--service", *options]
-    return [sys.executable, "-m", "backend.entrypoints.cli", "local", "--service", *options]
+    return [sys.executable, "-m", "backend.entrypoints", "local", "--service", *options]
 
 
 @contextlib.contextmanager

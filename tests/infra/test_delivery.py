@@ -106,10 +106,10 @@ def test_worker_units_start_vllm_and_the_worker_as_designed() -> None:
     assert "vllm serve \\${MODEL} --host 127.0.0.1 --port 8000 --dtype half" in text
     assert "ExecStart=$prefix/venv/bin/tinyllama worker" in text
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert project["project"]["scripts"]["tinyllama"] == "backend.entrypoints.cli:main"
-    from backend.entrypoints.cli import build_parser
+    assert project["project"]["scripts"]["tinyllama"] == "desktop.cli:main"
+    from backend.entrypoints.commands import build_parser
 
-    assert build_parser().parse_args(["worker"]).command == "worker"
+    assert build_parser()[0].parse_args(["worker"]).command == "worker"
     # user data calls what the install script creates
     user_data = scripts()["worker user data"]
     assert "/opt/tinyllama/configure-cloudwatch.sh" in user_data and '"$prefix/configure-cloudwatch.sh"' in text

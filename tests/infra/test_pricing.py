@@ -8,7 +8,7 @@ import json
 import pytest
 
 from backend.core import pricing
-from backend.entrypoints import cli
+from desktop import cli
 from tests.infra.conftest import INFRA, load_template
 
 # By hand: price × 730 hours (or × GB), rounded to cents per line as the bill shows it.

@@ -173,7 +173,7 @@ def test_create_update_delete_a_stack(endpoint: str, tmp_path: Path) -> None:
 
 
 def test_cli_refuses_missing_parameters(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from backend.entrypoints.cli import main
+    from desktop.cli import main
 
     files = small_files(tmp_path)
     assert main(["deploy", "--template", "mvp", "--template-file", str(files[1].path), "--router-zip",
@@ -184,7 +184,7 @@ def test_cli_refuses_missing_parameters(endpoint: str, tmp_path: Path, capsys: p
 
 def test_cli_create_then_delete(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from backend.entrypoints.cli import main
+    from desktop.cli import main
 
     files = small_files(tmp_path)
     name = f"tl-cli-{uuid.uuid4().hex[:6]}"
@@ -222,7 +222,7 @@ def test_cli_shows_the_change_set_and_a_no_discards_it(endpoint: str, tmp_path: 
     """Identity and upload on moto, CloudFormation on a Stubber (moto's change sets are broken)."""
     from botocore.stub import Stubber
 
-    from backend.entrypoints import deploy_cli
+    from desktop import deploy_cli
     from tests.fixtures import cfn_events as ev
 
     files = small_files(tmp_path)

@@ -20,7 +20,7 @@ def _start_and_answer(data_dir: Path) -> tuple[subprocess.Popen[str], list[int]]
     """`tinyllama local` with one prompt answered; returns it and its children. Its measured
     wakes are kept in `data_dir` (not the user's own data folder)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.entrypoints.cli", "local", "--port", "0", "--token", "cli-test-token"],
+        [sys.executable, "-m", "backend.entrypoints", "local", "--port", "0", "--token", "cli-test-token"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "TINYLLAMA_DATA_DIR": str(data_dir)},
     )
@@ -75,7 +75,7 @@ def test_kill_9_leaves_no_process_behind(tmp_path: Path) -> None:
 def test_missing_vllm_is_a_clear_message_not_a_traceback() -> None:
     env = {**os.environ, "PATH": "/nonexistent"}  # no `vllm` (and no redis-server) on PATH
     result = subprocess.run(
-        [sys.executable, "-m", "backend.entrypoints.cli", "local", "--port", "0", "--engine", "vllm"],
+        [sys.executable, "-m", "backend.entrypoints", "local", "--port", "0", "--engine", "vllm"],
         capture_output=True, text=True, env=env, timeout=30,
     )
     assert result.returncode == 2

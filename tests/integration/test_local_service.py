@@ -137,7 +137,7 @@ def test_an_idle_service_stops_itself(paths: ServicePaths) -> None:
 
 def test_a_second_service_started_by_hand_leaves_the_first_alone(paths: ServicePaths) -> None:
     url, token = connect_or_start(FAST)
-    result = subprocess.run([sys.executable, "-m", "backend.entrypoints.cli", "local", "--service", *FAST],
+    result = subprocess.run([sys.executable, "-m", "backend.entrypoints", "local", "--service", *FAST],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "already running" in result.stdout
     assert json.loads(paths.discovery_file.read_text())["url"] == url

@@ -129,7 +129,7 @@ def test_the_worker_is_spawned_from_the_bundle_when_frozen(monkeypatch: pytest.M
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     assert compute_local.worker_command() == ["/opt/tinyllama/tinyllama", "worker"]
     monkeypatch.delattr(sys, "frozen")
-    assert compute_local.worker_command() == ["/opt/tinyllama/tinyllama", "-m", "backend.entrypoints.cli", "worker"]
+    assert compute_local.worker_command() == ["/opt/tinyllama/tinyllama", "-m", "backend.entrypoints", "worker"]
 
 
 def test_the_smoke_test_accepts_log_lines_and_nothing_else() -> None:

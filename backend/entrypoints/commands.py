@@ -1,11 +1,13 @@
-"""The `tinyllama` command.
+"""The backend's subcommands, shared by `python -m backend.entrypoints` and the app's `tinyllama`.
 
-- `tinyllama`              open the desktop app
-- `tinyllama local ...`    the whole stack on this computer (`--service`: in the background,
-                           as the app runs it)
-- `tinyllama worker`       the GPU worker (configured by environment variables)
-- `tinyllama cost-estimate` what a stack costs idle, line by line
-- `tinyllama deploy`       deploy, update or delete the stack in an AWS account
+- `local ...`      the whole stack on this computer (`--service`: in the background, as the
+                   app runs it)
+- `worker`         the GPU worker (configured by environment variables)
+- `cost-estimate`  what a stack costs idle, line by line
+- `watchdog`       internal: stops the local service's children if it dies
+
+The desktop app's `tinyllama` command (desktop/cli.py) adds `deploy` and opens the app when
+no command is given; nothing here imports the desktop package.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 
 
 def _local(args: argparse.Namespace) -> int:
@@ -42,7 +43,7 @@ def _local(args: argparse.Namespace) -> int:
         from backend.entrypoints.local_service import run_service
 
         idle = args.service_idle_timeout if args.service_idle_timeout is not None else args.idle_timeout
-        return run_service(kwargs, idle, version=_version())
+        return run_service(kwargs, idle, version=version())
     from backend.entrypoints.local_service import ServicePaths
 
     # Nothing else of a terminal run is kept, but its measured wakes are: the next run's
@@ -63,22 +64,22 @@ def _worker(_args: argparse.Namespace) -> int:
     return main_from_env()
 
 
-def _version() -> str:
-    """pyproject.toml's version, from the installed (or bundled) metadata."""
-    from importlib.metadata import PackageNotFoundError, version
+def version() -> str:
+    """pyproject.toml's version, from the installed (or bundled) metadata: the app's package,
+    or the GPU instance's worker-only one."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
 
-    try:
-        return version("tinyllama")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
+    for distribution in ("tinyllama", "tinyllama-worker"):
+        try:
+            return installed(distribution)
+        except PackageNotFoundError:
+            continue
+    return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinyllama", description="Your own LLM on your own cloud account.")
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command")
-
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the backend's subcommands to a parser's subparsers."""
     local = sub.add_parser("local", help="run the router, queue and worker on this computer")
     local.add_argument("--port", type=int, default=8765, help="loopback port of the API (0: any free one)")
     local.add_argument("--engine", choices=["echo", "vllm", "openai"], default="echo")
@@ -108,27 +109,31 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run the worker (configured by environment variables)")
     worker.set_defaults(func=_worker)
 
-    try:
-        from backend.entrypoints import cost_cli
-    except ImportError:  # pragma: no cover - written alongside the infrastructure
-        cost_cli = None  # type: ignore[assignment]
-    if cost_cli is not None:
-        cost_cli.add_parser(sub)
-    from backend.entrypoints import deploy_cli
+    from backend.entrypoints import cost_cli
 
-    deploy_cli.add_parser(sub)
-    return parser
+    cost_cli.add_parser(sub)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def build_parser(prog: str = "tinyllama") -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:  # type: ignore[type-arg]
+    """The top-level parser with the backend's subcommands; callers may add more."""
+    parser = argparse.ArgumentParser(prog=prog, description="Your own LLM on your own cloud account.")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command")
+    add_commands(sub)
+    return parser, sub
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed subcommand, with the log format every process shares."""
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command is None:
-        from desktop.app import main as app_main
-
-        return app_main([])
     return int(args.func(args) or 0)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: list[str] | None = None) -> int:
+    """`python -m backend.entrypoints`: a subcommand is required (there is no app here)."""
+    parser, _sub = build_parser("python -m backend.entrypoints")
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("choose a command")
+    return run(args)
