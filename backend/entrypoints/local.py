@@ -184,7 +184,10 @@ class RedisServer:
             self.proc.stdin.write(f"requirepass {self.password}\n".encode())
             self.proc.stdin.close()
         # A read timeout too: if another program holds the port, it may accept and never answer.
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        # The node itself, not `url`: a subclass may give clients a URL with options (the
+        # tests' cluster-mode server adds `?cluster=true`) that a plain client refuses.
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                             socket_connect_timeout=0.5, socket_timeout=0.5)
         deadline = time.monotonic() + timeout_s
         while True:
             try:
