@@ -618,6 +618,28 @@ class RedisQueue:
         if wakes and not self.r.llen(key):
             self.r.rpush(key, *[json.dumps(w) for w in wakes[:WAKE_HISTORY]])
 
+    def adopt_legacy_keys(self) -> int:
+        """Give keys of the layout before the hash tag (`tl:req:…`) today's names
+        (`{tl}:req:…`); return how many were renamed.
+
+        For a Redis that keeps its data across an upgrade: the local service's append-only
+        file holds finished answers (7 days), jobs still queued and the measured wakes
+        under the old names. RENAME keeps each key's value, TTL and a stream's consumer
+        group, so nothing is lost; RENAMENX never overwrites a key the new layout wrote
+        already. Run it before anything writes (before `ensure_group`). Plain Redis only:
+        a cluster-mode Redis never held the old names, since nothing worked there.
+        """
+        if isinstance(self.r, RedisCluster):
+            return 0
+        moved = 0
+        for old in self.r.scan_iter(match=f"{self.prefix}:*", count=500):
+            name = _decode(old)
+            if self.r.renamenx(name, f"{self.tag}{name[len(self.prefix):]}"):
+                moved += 1
+            else:
+                log.warning("kept %s: %s already exists under the new name", name, self.tag)
+        return moved
+
     def ping(self) -> None:
         """Raise Unavailable with a clear message when Redis does not answer."""
         try:

@@ -355,6 +355,10 @@ class LocalStack:
                 self.redis = RedisServer(self.workdir, on_spawn=on_spawn)
             self.redis.start()
             self.queue = RedisQueue.from_url(self.redis.url, result_ttl_s=self.result_ttl_s)
+            if self.data_dir:
+                # Data kept by a version before the queue's hash tag: answers, queued jobs and
+                # measured wakes move to today's key names before anything writes.
+                self.queue.adopt_legacy_keys()
             self.queue.ensure_group()
             self.queue.keep_wakes_of(self._engine_key())
             self.queue.restore_wakes(self._saved_wakes().get(self._engine_key(), []))
