@@ -155,8 +155,14 @@ class RedisServer:
         self.stopped = True
 
     @property
-    def url(self) -> str:
+    def node_url(self) -> str:
+        """This redis-server's own address, for a direct (non-cluster) client."""
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def url(self) -> str:
+        """The URL the queue's clients use."""
+        return self.node_url
 
     def _args(self, exe: str) -> list[str]:
         persistence = (["--appendonly", "yes", "--appendfsync", "everysec"] if self.persist
@@ -186,8 +192,7 @@ class RedisServer:
         # A read timeout too: if another program holds the port, it may accept and never answer.
         # The node itself, not `url`: a subclass may give clients a URL with options (the
         # tests' cluster-mode server adds `?cluster=true`) that a plain client refuses.
-        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
-                             socket_connect_timeout=0.5, socket_timeout=0.5)
+        client = redis.Redis.from_url(self.node_url, socket_connect_timeout=0.5, socket_timeout=0.5)
         deadline = time.monotonic() + timeout_s
         while True:
             try:

@@ -36,7 +36,7 @@ def test_the_cluster_server_refuses_keys_of_two_slots_and_the_queue_keys_share_o
 ) -> None:
     """What ElastiCache Serverless does, reproduced by the fixture: the queue's keys before
     the hash tag (`tl:req:…` and `tl:jobs`) were in different slots, so its scripts failed."""
-    node = redis.Redis.from_url(redis_cluster.plain_url)
+    node = redis.Redis.from_url(redis_cluster.node_url)
     try:
         assert node.cluster("keyslot", "tl:req:abc") != node.cluster("keyslot", "tl:jobs")
         with pytest.raises(redis.ResponseError, match="hash to the same slot"):  # CROSSSLOT
@@ -57,8 +57,8 @@ def test_a_cluster_url_gets_the_cluster_client_and_a_plain_one_does_not(redis_cl
     rid, _ = q.submit(ALICE, parse_prompt({"messages": [{"role": "user", "content": "hi"}],
                                            "idempotency_key": "cluster-key-1"}))
     assert q.get(ALICE, rid)["status"] == JobStatus.QUEUED
-    assert not isinstance(RedisQueue.from_url(redis_cluster.plain_url).r, RedisCluster)
-    assert not isinstance(RedisQueue.from_url(redis_cluster.plain_url + "?cluster=false").r, RedisCluster)
+    assert not isinstance(RedisQueue.from_url(redis_cluster.node_url).r, RedisCluster)
+    assert not isinstance(RedisQueue.from_url(redis_cluster.node_url + "?cluster=false").r, RedisCluster)
 
 
 def test_an_unreachable_cluster_is_a_redis_error_and_the_queue_is_made_without_it() -> None:
@@ -86,7 +86,7 @@ def router_on_cluster(redis_cluster: ClusterRedisServer, monkeypatch: pytest.Mon
     profile's stack sets REDIS_CLUSTER=1), with no GPU to wake."""
     for name in ("REDIS_HOST", "COGNITO_USER_POOL_ID", "DATA_BUCKET", "OPENAI_SECRET", "BUDGET_NAME"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REDIS_URL", redis_cluster.plain_url)
+    monkeypatch.setenv("REDIS_URL", redis_cluster.node_url)
     monkeypatch.setenv("REDIS_CLUSTER", "1")
     monkeypatch.setenv("COMPUTE_KIND", "none")
     router._app_from_env.cache_clear()
