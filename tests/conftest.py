@@ -15,7 +15,8 @@ from backend.entrypoints.local import RedisServer
 
 # Fixture modules every test can use without importing them.
 pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.imds", "tests.fixtures.vllm",
-                  "tests.fixtures.openai_server", "tests.fixtures.workers"]
+                  "tests.fixtures.openai_server", "tests.fixtures.workers",
+                  "tests.fixtures.redis_cluster"]
 
 
 class FrozenClock:

@@ -1,18 +1,28 @@
 """The job queue in Redis: a Stream with a consumer group, and one hash per request.
 
-Keys (all under one prefix, default `tl`):
+Keys (all under one hash tag, default `{tl}`, so that every key of the queue lives in one
+hash slot; `RedisQueue.key` is the one place that spells them):
 
-- `tl:jobs`            Stream of `{id}` entries; consumer group `workers`.
-- `tl:req:{id}`        Hash: owner, status, messages, params, text, timings, usage, error,
-                       attempt (set when a reclaimed job starts over).
-                       Expires `result_ttl_s` after the request ends.
-- `tl:gone:{id}`       The owner of a request whose result has expired, so that its owner
-                       gets `expired` rather than a bare 404.
-- `tl:idem:{owner}:{key}` Idempotency key → request id (`SET NX EX`).
-- `tl:hb:{worker}`     Worker heartbeat (JSON), with a TTL; `tl:hb` is the set of names.
-- `tl:wake`            Hash of the wake in progress: requested, running, ready (unix time).
-- `tl:wakes`           List of past wakes (JSON of their phases), newest first.
-- `tl:wakes:engine`    The engine those wakes were measured with (a change of engine forgets them).
+- `{tl}:jobs`            Stream of `{id}` entries; consumer group `workers`.
+- `{tl}:req:{id}`        Hash: owner, status, messages, params, text, timings, usage, error,
+                         attempt (set when a reclaimed job starts over).
+                         Expires `result_ttl_s` after the request ends.
+- `{tl}:gone:{id}`       The owner of a request whose result has expired, so that its owner
+                         gets `expired` rather than a bare 404.
+- `{tl}:idem:{owner}:{key}` Idempotency key → request id (`SET NX EX`).
+- `{tl}:hb:{worker}`     Worker heartbeat (JSON), with a TTL; `{tl}:hb` is the set of names.
+- `{tl}:wake`            Hash of the wake in progress: requested, running, ready (unix time).
+- `{tl}:wakes`           List of past wakes (JSON of their phases), newest first.
+- `{tl}:wakes:engine`    The engine those wakes were measured with (a change of engine forgets them).
+- `{tl}:spend:{budget}`  The budget guard's cached month-to-date spend (`adapters.spend`).
+
+Why one hash tag: ElastiCache Serverless (Valkey or Redis OSS) is cluster mode only, and in
+cluster mode a Lua script, MULTI or multi-key command (MGET) whose keys hash to different
+slots fails with CROSSSLOT. Only the part between the braces is hashed, so every key here
+is in the slot of `tl`. One slot means one shard: the queue's load is one small stream,
+far below what one shard serves, so nothing is lost by it. Every key a Lua script touches
+is passed in KEYS, never built inside the script (cluster mode routes a script by its
+KEYS and Serverless refuses undeclared ones).
 
 Status changes go through one Lua script so that the router's cancel and the worker's
 progress never overwrite each other: a change happens only from the states that
@@ -22,23 +32,57 @@ progress never overwrite each other: a change happens only from the states that
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 from redis.retry import Retry
 
 from backend.core.errors import NotFound, Unavailable
 from backend.core.jobs import ALLOWED, TERMINAL, JobStatus
 from backend.core.prompts import PromptRequest
 
+log = logging.getLogger(__name__)
+
 GROUP = "workers"
 WAKE_HISTORY = 20
 WAKE_RECORD_TTL_S = 600
+
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, whose "cannot reach the cluster" errors are RedisErrors.
+
+    redis-py raises RedisClusterException, which is not a RedisError, when no node answers
+    while it refreshes the slots (after a connection error, so whenever the server is
+    down). Everything else here, the router's 503 and the worker's backoff, treats a down
+    Redis as a RedisError; so say it as a ConnectionError. Keys of different slots in one
+    command (a bug, never an outage) keep their own exception.
+    """
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute_command(*args, **kwargs)
+        except SlotNotCoveredError as exc:
+            raise redis.ConnectionError(f"the Redis cluster is not serving this key: {exc}") from exc
+        except RedisClusterException as exc:
+            if type(exc) is not RedisClusterException or "same key slot" in str(exc):
+                raise
+            raise redis.ConnectionError(f"the Redis cluster did not answer: {exc}") from exc
+
+
+# A plain client, or the cluster-aware one (follows MOVED/ASK) for cluster-mode servers.
+Client = redis.Redis | RedisCluster
 
 # Set status (and fields) only when the current status is one of ARGV[2] (a comma list).
 # Returns "OK", the current status when refused, or false when the hash is gone.
@@ -85,6 +129,39 @@ return cur
 """
 
 
+# Acknowledge and delete a stream entry in one step (MULTI in a cluster needs redis-py's
+# cluster transactions, which only its newer releases have; a script works on every one).
+_ACK = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
+"""
+
+# A heartbeat (KEYS[1], JSON in ARGV[1], expiring in ARGV[2] ms) and its name (ARGV[3])
+# in the set of workers (KEYS[2]); with no ARGV[1], the beat and the name are removed.
+_HEARTBEAT = """
+if ARGV[1] == '' then
+  redis.call('DEL', KEYS[1])
+  return redis.call('SREM', KEYS[2], ARGV[3])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return redis.call('SADD', KEYS[2], ARGV[3])
+"""
+
+# The `status` field of every request hash in KEYS (false for a hash that is gone).
+_STATUSES = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HGET', key, 'status') end
+return out
+"""
+
+# Close the wake in progress (KEYS[1]) into the history (KEYS[2]), kept to ARGV[2] entries.
+_WAKE_READY = """
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+return redis.call('DEL', KEYS[1])
+"""
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One stream entry handed to a worker."""
@@ -103,11 +180,17 @@ def _decode(value: Any) -> Any:
 
 
 class RedisQueue:
-    """Router and worker view of the queue. Thread-safe (redis-py pools connections)."""
+    """Router and worker view of the queue. Thread-safe (redis-py pools connections).
+
+    `client` is a ready client (plain or cluster), or a callable that makes one on first
+    use: a cluster client asks the server for its slots as it is built, and a queue built
+    at start-up (the Lambda's cold start, the worker's launch) must not fail then because
+    Redis is restarting; its first command fails instead, as a plain client's would.
+    """
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client | Callable[[], Client],
         *,
         prefix: str = "tl",
         result_ttl_s: int = 300,
@@ -115,20 +198,62 @@ class RedisQueue:
         idempotency_ttl_s: int = 86_400,
         max_deliveries: int = 3,
     ):
-        self.r = client
+        self._client: Client | None = None
+        self._connect: Callable[[], Client] | None = None
+        if isinstance(client, redis.Redis | RedisCluster):
+            self._client = client
+        else:
+            self._connect = client
+        self._connect_lock = threading.Lock()
         self.prefix = prefix
+        self.tag = "{" + prefix + "}"
         self.result_ttl_s = result_ttl_s
         self.active_ttl_s = active_ttl_s
         self.idempotency_ttl_s = idempotency_ttl_s
         self.max_deliveries = max_deliveries
-        self.stream = f"{prefix}:jobs"
-        self._submit = client.register_script(_SUBMIT)
-        self._transition = client.register_script(_TRANSITION)
-        self._write_text = client.register_script(_WRITE_TEXT)
+        self.stream = self.key("jobs")
+        self._scripts: dict[str, Any] = {}
+
+    @property
+    def r(self) -> Client:
+        """The Redis client, made on first use when the queue was given a way to make one."""
+        if self._client is None:
+            with self._connect_lock:
+                if self._client is None:
+                    assert self._connect is not None
+                    self._client = self._connect()
+        return self._client
+
+    def _script(self, source: str) -> Any:
+        """A registered script (EVALSHA, loaded again by redis-py after a Redis restart)."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.r.register_script(source)
+        return script
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisQueue:
-        """Connect lazily; `rediss://` gives TLS, as ElastiCache in-transit encryption needs."""
+        """Connect lazily; `rediss://` gives TLS, as ElastiCache in-transit encryption needs.
+
+        A `cluster=true` query (`rediss://host:6379/0?cluster=true`; settings.py adds it
+        for `REDIS_CLUSTER=1`) selects redis-py's cluster client, which follows MOVED/ASK
+        redirections: ElastiCache Serverless is cluster mode only. What Serverless asks of
+        a client: cluster mode, and keys of one Lua script in one slot, all declared up front
+        (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/WorkingWithRedis.html); TLS
+        always, as every serverless cache has in-transit encryption on
+        (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/in-transit-encryption.html),
+        so `rediss://`; port 6379 for reads and writes (6380 is its replica port, read only,
+        where a client sends READONLY: the queue never reads there, since every read here
+        decides a write); access through RBAC user groups, the only access control a
+        serverless cache has
+        (https://docs.aws.amazon.com/AmazonElastiCache/latest/red-ug/Clusters.RBAC.html), so a
+        password is the `default` user's or a named user's (`rediss://user:password@…`).
+        Cluster mode has database 0 only.
+        """
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        cluster = any(k == "cluster" and v.lower() in ("1", "true", "yes") for k, v in query)
+        url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "cluster"])))
         options: dict[str, Any] = {}
         if url.startswith("rediss://"):
             # redis-py before 6.0 verified the chain but not the name (pyproject allows
@@ -143,20 +268,40 @@ class RedisQueue:
         # seconds after it was back, and the 503 that says so came as late. Three quick tries
         # ride out a blip; the worker has its own backoff for longer outages.
         retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
+        if cluster:
+            # The same Retry, at the cluster client's level: redis-py gives each node's
+            # connections no retries of their own and retries the command here, after a
+            # fresh look at the slots when the error says they moved. (No
+            # health_check_interval: the cluster client does not take it.)
+            def connect() -> Client:
+                try:
+                    return _Cluster.from_url(url, socket_timeout=5, socket_connect_timeout=3, retry=retry,
+                                                 **options)
+                except RedisClusterException as exc:
+                    # Not a RedisError (redis-py's choice): said as one, so the router's 503
+                    # and the worker's backoff treat an unreachable cluster as a down Redis.
+                    raise redis.ConnectionError(f"the Redis cluster did not answer: {exc}") from exc
+
+            return cls(connect, **kwargs)
         client = redis.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30, retry=retry, **options
         )
         return cls(client, **kwargs)
 
     # -- keys -------------------------------------------------------------------------
+    def key(self, *parts: str) -> str:
+        """The queue's key for `parts`: `key("req", id)` is `{tl}:req:<id>`. Every key starts
+        with the hash tag, so all of them are in one cluster slot."""
+        return ":".join((self.tag, *parts))
+
     def _req(self, request_id: str) -> str:
-        return f"{self.prefix}:req:{request_id}"
+        return self.key("req", request_id)
 
     def _hb(self, worker: str) -> str:
-        return f"{self.prefix}:hb:{worker}"
+        return self.key("hb", worker)
 
     def _gone(self, request_id: str) -> str:
-        return f"{self.prefix}:gone:{request_id}"
+        return self.key("gone", request_id)
 
     # -- router side -----------------------------------------------------------------
     def submit(self, owner: str, prompt: PromptRequest, status: JobStatus = JobStatus.QUEUED) -> tuple[str, bool]:
@@ -165,7 +310,7 @@ class RedisQueue:
         request_id = uuid.uuid4().hex
         keys = [self._req(request_id), self.stream]
         if prompt.idempotency_key:
-            keys.append(f"{self.prefix}:idem:{owner}:{prompt.idempotency_key}")
+            keys.append(self.key("idem", owner, prompt.idempotency_key))
         now = time.time()
         fields = {
             "owner": owner,
@@ -180,7 +325,7 @@ class RedisQueue:
         args: list[Any] = [request_id, self.idempotency_ttl_s, self.active_ttl_s]
         for k, v in fields.items():
             args += [k, v]
-        holder = _decode(self._submit(keys=keys, args=args))
+        holder = _decode(self._script(_SUBMIT)(keys=keys, args=args))
         return holder, holder == request_id
 
     def get(self, owner: str, request_id: str) -> dict[str, Any]:
@@ -220,7 +365,7 @@ class RedisQueue:
         args: list[Any] = [new.value, _allowed_from(new), ttl]
         for k, v in fields.items():
             args += [k, v if isinstance(v, str) else json.dumps(v)]
-        result = self._transition(keys=[self._req(request_id), self._gone(request_id)], args=args)
+        result = self._script(_TRANSITION)(keys=[self._req(request_id), self._gone(request_id)], args=args)
         return _decode(result) if result else None
 
     # -- worker side -----------------------------------------------------------------
@@ -316,10 +461,8 @@ class RedisQueue:
             self.r.xclaim(self.stream, GROUP, consumer, min_idle_time=0, message_ids=ids, justid=True)
 
     def ack(self, entry_id: str) -> None:
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, GROUP, entry_id)
-            pipe.xdel(self.stream, entry_id)
-            pipe.execute()
+        """Acknowledge a finished entry and delete it from the stream, in one step."""
+        self._script(_ACK)(keys=[self.stream], args=[GROUP, entry_id])
 
     def start(self, delivery: Delivery, worker: str) -> dict[str, Any] | None:
         """Mark a delivered job running and return it, or None when it should not run
@@ -356,14 +499,16 @@ class RedisQueue:
 
     def statuses(self, request_ids: list[str]) -> list[str | None]:
         """The statuses of several requests in one round trip (the worker's cancel watch)."""
-        with self.r.pipeline(transaction=False) as pipe:
-            for rid in request_ids:
-                pipe.hget(self._req(rid), "status")
-            return [_decode(v) for v in pipe.execute()]
+        if not request_ids:
+            return []
+        # One script, not a pipeline: a cluster client splits a pipeline by node itself,
+        # but one script is one round trip on either kind of client.
+        reply = self._script(_STATUSES)(keys=[self._req(rid) for rid in request_ids])
+        return [_decode(v) for v in reply]
 
     def write_text(self, request_id: str, text: str, first_token: float | None) -> str | None:
         """Store the text so far; return the job's status (not 'running' means stop)."""
-        result = self._write_text(
+        result = self._script(_WRITE_TEXT)(
             keys=[self._req(request_id)], args=[text, repr(first_token) if first_token else ""]
         )
         return _decode(result) if result else None
@@ -403,10 +548,8 @@ class RedisQueue:
     def heartbeat(self, worker: str, info: dict[str, Any], ttl_s: float) -> None:
         """A beat that expires by itself; the `tl:hb` set names the workers, so reading
         them is two commands, not a SCAN of the keyspace on every poll."""
-        with self.r.pipeline(transaction=False) as pipe:
-            pipe.set(self._hb(worker), json.dumps({**info, "ts": time.time()}), px=int(ttl_s * 1000))
-            pipe.sadd(f"{self.prefix}:hb", worker)
-            pipe.execute()
+        beat = json.dumps({**info, "ts": time.time()})
+        self._script(_HEARTBEAT)(keys=[self._hb(worker), self.key("hb")], args=[beat, int(ttl_s * 1000), worker])
 
     def beat(self, worker: str) -> dict[str, Any] | None:
         """`worker`'s live heartbeat, or None once it has expired."""
@@ -414,26 +557,24 @@ class RedisQueue:
         return json.loads(raw) if raw else None
 
     def clear_heartbeat(self, worker: str) -> None:
-        with self.r.pipeline(transaction=False) as pipe:
-            pipe.delete(self._hb(worker))
-            pipe.srem(f"{self.prefix}:hb", worker)
-            pipe.execute()
+        """Remove `worker`'s beat and name (a warm stop: it says goodbye at once)."""
+        self._script(_HEARTBEAT)(keys=[self._hb(worker), self.key("hb")], args=["", 0, worker])
 
     def workers(self) -> list[dict[str, Any]]:
         """Heartbeats of live workers, freshest first (names whose beat expired are dropped)."""
-        names = [_decode(n) for n in self.r.smembers(f"{self.prefix}:hb")]
+        names = [_decode(n) for n in self.r.smembers(self.key("hb"))]
         if not names:
             return []
         values = self.r.mget([self._hb(n) for n in names])
         gone = [n for n, v in zip(names, values, strict=True) if v is None]
         if gone:
-            self.r.srem(f"{self.prefix}:hb", *gone)
+            self.r.srem(self.key("hb"), *gone)
         beats = [json.loads(v) for v in values if v]
         return sorted(beats, key=lambda b: b.get("ts", 0), reverse=True)
 
     def wake_started(self) -> bool:
         """Record that a wake was requested now; False when one is already under way."""
-        key = f"{self.prefix}:wake"
+        key = self.key("wake")
         if self.r.hsetnx(key, "requested", repr(time.time())):
             # A wake that has not finished in 10 minutes failed (the worker never came
             # up); let the record go so the next wake's ETA is not measured from it.
@@ -443,43 +584,61 @@ class RedisQueue:
 
     def wake_phase(self, phase: str) -> None:
         """Record when the wake in progress reached `phase` (first time only)."""
-        key = f"{self.prefix}:wake"
+        key = self.key("wake")
         if self.r.exists(key):
             self.r.hsetnx(key, phase, repr(time.time()))
 
     def wake_current(self) -> dict[str, float]:
-        raw = self.r.hgetall(f"{self.prefix}:wake")
+        raw = self.r.hgetall(self.key("wake"))
         return {_decode(k): float(v) for k, v in raw.items()}
 
     def wake_ready(self) -> dict[str, float] | None:
         """Close the wake in progress (the worker is ready); keep its phases in history."""
-        key = f"{self.prefix}:wake"
+        key = self.key("wake")
         self.wake_phase("ready")
         phases = self.wake_current()
         if "requested" not in phases:
             return None
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.lpush(f"{self.prefix}:wakes", json.dumps(phases))
-            pipe.ltrim(f"{self.prefix}:wakes", 0, WAKE_HISTORY - 1)
-            pipe.delete(key)
-            pipe.execute()
+        self._script(_WAKE_READY)(keys=[key, self.key("wakes")], args=[json.dumps(phases), WAKE_HISTORY])
         return phases
 
     def wake_history(self) -> list[dict[str, float]]:
-        return [json.loads(v) for v in self.r.lrange(f"{self.prefix}:wakes", 0, WAKE_HISTORY - 1)]
+        return [json.loads(v) for v in self.r.lrange(self.key("wakes"), 0, WAKE_HISTORY - 1)]
 
     def keep_wakes_of(self, engine: str) -> None:
         """Forget wakes measured with another engine: a local Redis that keeps its data
         outlives a change of engine, and an echo worker's 0.3 s says nothing of vLLM's 40 s."""
-        key = f"{self.prefix}:wakes"
-        if _decode(self.r.set(f"{key}:engine", engine, get=True)) not in (None, engine):
+        key = self.key("wakes")
+        if _decode(self.r.set(self.key("wakes", "engine"), engine, get=True)) not in (None, engine):
             self.r.delete(key)
 
     def restore_wakes(self, wakes: list[dict[str, float]]) -> None:
         """Seed an empty history with wakes an earlier run measured (newest first)."""
-        key = f"{self.prefix}:wakes"
+        key = self.key("wakes")
         if wakes and not self.r.llen(key):
             self.r.rpush(key, *[json.dumps(w) for w in wakes[:WAKE_HISTORY]])
+
+    def adopt_legacy_keys(self) -> int:
+        """Give keys of the layout before the hash tag (`tl:req:…`) today's names
+        (`{tl}:req:…`); return how many were renamed.
+
+        For a Redis that keeps its data across an upgrade: the local service's append-only
+        file holds finished answers (7 days), jobs still queued and the measured wakes
+        under the old names. RENAME keeps each key's value, TTL and a stream's consumer
+        group, so nothing is lost; RENAMENX never overwrites a key the new layout wrote
+        already. Run it before anything writes (before `ensure_group`). Plain Redis only:
+        a cluster-mode Redis never held the old names, since nothing worked there.
+        """
+        if isinstance(self.r, RedisCluster):
+            return 0
+        moved = 0
+        for old in self.r.scan_iter(match=f"{self.prefix}:*", count=500):
+            name = _decode(old)
+            if self.r.renamenx(name, f"{self.tag}{name[len(self.prefix):]}"):
+                moved += 1
+            else:
+                log.warning("kept %s: %s already exists under the new name", name, self.tag)
+        return moved
 
     def ping(self) -> None:
         """Raise Unavailable with a clear message when Redis does not answer."""

@@ -21,16 +21,17 @@ class StaticSpend:
 
 
 class BudgetsSpend:
-    """The stack's budget's actual spend, cached in Redis for `ttl_s`."""
+    """The stack's budget's actual spend, cached in Redis for `ttl_s` under `cache_key`
+    (the queue's `key("spend", name)`, so that it sits in the queue's hash slot too)."""
 
     def __init__(self, account_id: str, budget_name: str, *, cache: Any = None, client: Any = None,
-                 ttl_s: int = 3600):
+                 ttl_s: int = 3600, cache_key: str | None = None):
         self.account_id = account_id
         self.budget_name = budget_name
         self.cache = cache
         self.client = client
         self.ttl_s = ttl_s
-        self.key = f"tl:spend:{budget_name}"
+        self.key = cache_key or f"spend:{budget_name}"
 
     def month_to_date_usd(self) -> float | None:
         if self.cache is not None:

@@ -155,8 +155,14 @@ class RedisServer:
         self.stopped = True
 
     @property
-    def url(self) -> str:
+    def node_url(self) -> str:
+        """This redis-server's own address, for a direct (non-cluster) client."""
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def url(self) -> str:
+        """The URL the queue's clients use."""
+        return self.node_url
 
     def _args(self, exe: str) -> list[str]:
         persistence = (["--appendonly", "yes", "--appendfsync", "everysec"] if self.persist
@@ -184,7 +190,9 @@ class RedisServer:
             self.proc.stdin.write(f"requirepass {self.password}\n".encode())
             self.proc.stdin.close()
         # A read timeout too: if another program holds the port, it may accept and never answer.
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        # The node itself, not `url`: a subclass may give clients a URL with options (the
+        # tests' cluster-mode server adds `?cluster=true`) that a plain client refuses.
+        client = redis.Redis.from_url(self.node_url, socket_connect_timeout=0.5, socket_timeout=0.5)
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -352,6 +360,10 @@ class LocalStack:
                 self.redis = RedisServer(self.workdir, on_spawn=on_spawn)
             self.redis.start()
             self.queue = RedisQueue.from_url(self.redis.url, result_ttl_s=self.result_ttl_s)
+            if self.data_dir:
+                # Data kept by a version before the queue's hash tag: answers, queued jobs and
+                # measured wakes move to today's key names before anything writes.
+                self.queue.adopt_legacy_keys()
             self.queue.ensure_group()
             self.queue.keep_wakes_of(self._engine_key())
             self.queue.restore_wakes(self._saved_wakes().get(self._engine_key(), []))

@@ -4,6 +4,7 @@
 | --- | --- |
 | REDIS_URL | `redis://` or `rediss://` URL (local profile, tests) |
 | REDIS_HOST, REDIS_PORT, REDIS_AUTH_SECRET | ElastiCache: TLS, auth token read from Secrets Manager |
+| REDIS_CLUSTER | `1`: the Redis is cluster mode (ElastiCache Serverless): use the cluster client |
 | RESULT_TTL_S | seconds a finished result is kept (300) |
 | MAX_DELIVERIES | deliveries before a job whose worker keeps dying is failed (3) |
 | COMPUTE_KIND | `ec2`, `none` (MVP) |
@@ -51,8 +52,14 @@ def _secret(name: str) -> str:
 
 
 def redis_url_from_env() -> str | None:
-    if os.environ.get("REDIS_URL"):
-        return os.environ["REDIS_URL"]
+    """The queue's URL; `?cluster=true` on it (or REDIS_CLUSTER=1) selects the cluster client."""
+    url = os.environ.get("REDIS_URL") or _elasticache_url()
+    if url and os.environ.get("REDIS_CLUSTER", "").lower() in ("1", "true", "yes") and "cluster=" not in url:
+        url += ("&" if "?" in url else "?") + "cluster=true"
+    return url
+
+
+def _elasticache_url() -> str | None:
     host = os.environ.get("REDIS_HOST")
     if not host:
         return None
@@ -98,7 +105,7 @@ def spend_from_env(queue: RedisQueue) -> Any:
     if name and account:
         from backend.adapters.spend import BudgetsSpend
 
-        return BudgetsSpend(account, name, cache=queue.r)
+        return BudgetsSpend(account, name, cache=queue.r, cache_key=queue.key("spend", name))
     return None
 
 

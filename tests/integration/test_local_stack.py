@@ -130,7 +130,7 @@ def test_idempotent_retry_makes_one_job(stack: LocalStack) -> None:
     # worker's next call), so wait for it rather than race it.
     queue = stack.queue
     wait_until(lambda: queue.r.xlen(queue.stream) == 0, 5, message="the entry to be acknowledged")
-    assert len(list(stack.queue.r.scan_iter(match="tl:req:*"))) == 1
+    assert len(list(stack.queue.r.scan_iter(match=stack.queue.key("req", "*")))) == 1
 
 
 def test_cancel_stops_generation(slow_stack: LocalStack) -> None:
@@ -242,7 +242,7 @@ def test_redis_killed_is_restarted_with_its_data_and_the_api_is_back_within_5_s(
         assert set(codes) <= {200, 503}  # while it is down the API says so, never a 500
         wait_until(lambda: stack.redis_restarts == 1, 5, message="the supervisor to finish the restart")
         assert stack.redis.port == port and stack.redis.proc is not old
-        assert stack.queue.r.hget(f"tl:req:{queued}", "status") is not None  # the append-only file kept it
+        assert stack.queue.r.hget(stack.queue.key("req", queued), "status") is not None  # the append-only file kept it
         assert client.wait_status(queued, "done", timeout=30)["text"] == "kept on disk"
 
 

@@ -28,7 +28,7 @@ LONG = " ".join(f"w{i}" for i in range(300))
 
 
 def _status(queue: RedisQueue, rid: str) -> str | None:
-    value = queue.r.hget(f"{queue.prefix}:req:{rid}", "status")
+    value = queue.r.hget(queue.key("req", rid), "status")
     return value.decode() if value else None
 
 
@@ -63,7 +63,7 @@ def test_a_killed_worker_is_restarted_at_once_and_its_job_completes() -> None:
         rid = session.post(f"{stack.url}/prompts", json={"messages": [{"role": "user", "content": LONG}]},
                            timeout=10).json()["request_id"]
         assert stack.queue is not None and stack.compute is not None
-        wait_until(lambda: len(stack.queue.r.hget(f"tl:req:{rid}", "text") or b"") > 20, 20,
+        wait_until(lambda: len(stack.queue.r.hget(stack.queue.key("req", rid), "text") or b"") > 20, 20,
                    message="the answer to start")
         (worker_pid,) = stack.compute.pids
         os.kill(worker_pid, signal.SIGKILL)
@@ -73,8 +73,8 @@ def test_a_killed_worker_is_restarted_at_once_and_its_job_completes() -> None:
         wait_until(lambda: stack.compute.pids and stack.compute.pids != [worker_pid], 3,
                    message="a new worker, without any poll")
         wait_until(lambda: _status(stack.queue, rid) == JobStatus.DONE, 20, message="the job to be done")
-        assert stack.queue.r.hget(f"tl:req:{rid}", "text") == LONG.encode()
-        assert stack.queue.r.hget(f"tl:req:{rid}", "attempt") == b"2"
+        assert stack.queue.r.hget(stack.queue.key("req", rid), "text") == LONG.encode()
+        assert stack.queue.r.hget(stack.queue.key("req", rid), "attempt") == b"2"
 
 
 def test_an_engine_that_cannot_start_fails_the_waiting_prompts_with_its_log(

@@ -14,9 +14,19 @@ from backend.adapters.redis_queue import GROUP, WAKE_HISTORY, Delivery, RedisQue
 from backend.core.errors import NotFound, Unavailable
 from backend.core.jobs import JobStatus
 from backend.core.prompts import PromptRequest, parse_prompt
+from backend.entrypoints.local import RedisServer
 from tests.helpers import wait_until
 
 ALICE, BOB = "alice-sub", "bob-sub"
+
+
+@pytest.fixture(params=["plain", "cluster"])
+def redis_server(request: pytest.FixtureRequest, redis_server: RedisServer) -> RedisServer:
+    """Every test here runs against a plain redis-server and a cluster-mode one (what
+    ElastiCache Serverless is: a command whose keys span hash slots fails there)."""
+    if request.param == "cluster":
+        return request.getfixturevalue("redis_cluster")
+    return redis_server
 
 
 def prompt(text: str = "hello there", key: str | None = None) -> PromptRequest:
@@ -353,7 +363,7 @@ def test_heartbeats_expire_and_are_listed_freshest_first(queue: RedisQueue) -> N
     queue.heartbeat("new", {"engine": "echo"}, ttl_s=30)
     assert [b["engine"] for b in queue.workers()] == ["echo", "echo"]
     assert queue.workers()[0]["ts"] >= queue.workers()[1]["ts"]
-    assert 0 < queue.r.pttl(f"{queue.prefix}:hb:old") <= 30_000
+    assert 0 < queue.r.pttl(queue.key("hb", "old")) <= 30_000
     queue.clear_heartbeat("old")
     queue.clear_heartbeat("new")
     assert queue.workers() == []
@@ -401,4 +411,4 @@ def test_a_dead_workers_beat_expires_and_its_name_is_dropped(queue: RedisQueue) 
     queue.heartbeat("alive", {"engine": "echo"}, ttl_s=30)
     queue.heartbeat("dead", {"engine": "vllm"}, ttl_s=0.001)
     wait_until(lambda: [b["engine"] for b in queue.workers()] == ["echo"], 5, message="the dead beat to expire")
-    assert {n.decode() for n in queue.r.smembers(f"{queue.prefix}:hb")} == {"alive"}
+    assert {n.decode() for n in queue.r.smembers(queue.key("hb"))} == {"alive"}

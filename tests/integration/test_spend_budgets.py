@@ -22,7 +22,8 @@ def test_actual_spend_is_read_once_then_cached(aws_env: str, queue) -> None:
     )
     calls: list[str] = []
     budgets.meta.events.register("before-call.budgets.DescribeBudget", lambda **kw: calls.append("describe"))
-    spend = BudgetsSpend("123456789012", "tinyllama-guard", cache=queue.r, client=budgets)
+    spend = BudgetsSpend("123456789012", "tinyllama-guard", cache=queue.r, client=budgets,
+                         cache_key=queue.key("spend", "tinyllama-guard"))
 
     assert spend.month_to_date_usd() == 23.40
     assert spend.month_to_date_usd() == 23.40

@@ -51,7 +51,7 @@ def test_statuses_are_their_wire_strings() -> None:
 def _request_in(queue: RedisQueue, status: JobStatus) -> str:
     request_id, _ = queue.submit("alice", parse_prompt({"messages": [{"role": "user", "content": "hi"}]}))
     # Put the stored status where the case needs it, as a worker or an earlier move would have.
-    queue.r.hset(f"{queue.prefix}:req:{request_id}", "status", status.value)
+    queue.r.hset(queue.key("req", request_id), "status", status.value)
     return request_id
 
 
@@ -61,14 +61,14 @@ def test_the_queue_moves_a_request_exactly_as_the_table_allows(queue: RedisQueue
                                                                new: JobStatus) -> None:
     request_id = _request_in(queue, current)
     result = queue.transition(request_id, new, error="x")
-    stored = queue.r.hget(f"{queue.prefix}:req:{request_id}", "status")
+    stored = queue.r.hget(queue.key("req", request_id), "status")
     if (current, new) in EXPECTED:
         assert result == "OK"
         assert stored == new.value.encode()
     else:
         assert result == current.value  # refused: the blocking status comes back
         assert stored == current.value.encode()  # ...and nothing was written
-        assert queue.r.hget(f"{queue.prefix}:req:{request_id}", "error") is None
+        assert queue.r.hget(queue.key("req", request_id), "error") is None
 
 
 def test_a_request_that_is_gone_cannot_move(queue: RedisQueue) -> None:
