@@ -37,8 +37,8 @@ import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import build_router_zip  # noqa: E402  (a sibling script, not an installed package)
-from build_router_zip import BuildError, requirements, run_pip  # noqa: E402
+import build_router_zip
+from build_router_zip import BuildError, requirements, run_pip
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "build" / "artifacts"

@@ -2,10 +2,10 @@
 
 Only what the function imports goes in: the modules of the `backend` package that
 backend/entrypoints/router.py reaches (never `desktop`, nor the local profile's gateway,
-watchdog and commands, nor the worker) and the Linux wheels of redis, PyJWT[crypto], aws-lambda-powertools and requests (the JWKS fetch
-in backend/adapters/jwt_verify.py) for CPython 3.12 on x86_64, fetched with pip's
-cross-platform options so the zip is right whatever machine builds it. boto3 is left out
-because the Lambda runtime provides it.
+watchdog and commands, nor the worker) and the Linux wheels of redis, PyJWT[crypto],
+aws-lambda-powertools and requests (the JWKS fetch in backend/adapters/jwt_verify.py) for
+CPython 3.12 on x86_64, fetched with pip's cross-platform options so the zip is right
+whatever machine builds it. boto3 is left out because the Lambda runtime provides it.
 
     python packaging/build_router_zip.py [--out build/router.zip]
 """
@@ -38,7 +38,7 @@ FIXED_DATE = (2020, 1, 1, 0, 0, 0)  # same bytes for the same inputs
 ENTRY_MODULE = "backend.entrypoints.router"
 # pip's own summary lines say only that something failed; the line before them says what.
 PIP_GENERIC = re.compile(r"subprocess-exited-with-error|metadata-generation-failed|Failed building wheel|"
-                         r"Could not build wheels|failed-wheel-build|See above for details", re.IGNORECASE)
+                         r"Could not build wheels|Failed to build|failed-wheel-build|See above for details", re.IGNORECASE)
 
 
 class BuildError(Exception):
