@@ -38,7 +38,8 @@ FIXED_DATE = (2020, 1, 1, 0, 0, 0)  # same bytes for the same inputs
 ENTRY_MODULE = "backend.entrypoints.router"
 # pip's own summary lines say only that something failed; the line before them says what.
 PIP_GENERIC = re.compile(r"subprocess-exited-with-error|metadata-generation-failed|Failed building wheel|"
-                         r"Could not build wheels|Failed to build|failed-wheel-build|See above for details", re.IGNORECASE)
+                         r"Could not build wheels|Failed to build|failed-wheel-build|See above for details",
+                         re.IGNORECASE)
 
 
 class BuildError(Exception):
