@@ -9,7 +9,14 @@ One command, as a release is built: PyInstaller runs packaging/tinyllama.spec in
 2. the app, offscreen with TINYLLAMA_SMOKE_TEST=1, must show and paint its main window,
    write its log file and exit 0;
 3. `tinyllama local` (the Local profile's stack: redis-server from the PATH, the router,
-   the gateway and a worker spawned from the bundle) must answer one prompt.
+   the gateway and a worker spawned from the bundle) must answer one prompt;
+4. `tinyllama deploy --template mvp|stack --direct --yes` must deploy both stacks to a moto
+   server on a free port, uploading the bundled artifacts: the Lambda function's CodeSha256
+   must be the bundled router zip's (moto cannot model every resource, so the templates are
+   the ones tests/infra/test_moto_deploy.py's `for_moto` adapts; needs the `test` extra).
+
+Before PyInstaller, packaging/build_artifacts.py builds the release artifacts (router zip,
+worker wheel, manifest) into `<work>/artifacts`, which the bundle carries.
 
 Each step fails on a non-zero exit or on any stderr line that is not an INFO/DEBUG log
 line (or the offscreen platform's known notice). Settings, history and logs go to a
@@ -19,6 +26,7 @@ temporary home, never the user's. Exits non-zero on any failure.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -49,8 +57,11 @@ def pyproject_version() -> str:
 
 
 def build(dist: Path, work: Path) -> Path:
-    """Run PyInstaller; returns the bundle's folder (the one holding the executable)."""
+    """Build the release artifacts, then run PyInstaller; returns the bundle's folder (the one
+    holding the executable)."""
     started = time.monotonic()
+    subprocess.run([sys.executable, str(ROOT / "packaging" / "build_artifacts.py"), "--out", str(work / "artifacts")],
+                   cwd=ROOT, check=True)
     subprocess.run(
         [
             sys.executable,
@@ -68,6 +79,7 @@ def build(dist: Path, work: Path) -> Path:
         ],
         cwd=ROOT,
         check=True,
+        env={**os.environ, "TINYLLAMA_BUILD_ARTIFACTS": str(work / "artifacts")},
     )
     print(f"built in {time.monotonic() - started:.0f} s")
     return dist / "tinyllama"
@@ -210,6 +222,65 @@ def smoke_local(exe: Path, env: dict[str, str]) -> None:
     print("  ok  tinyllama local answered a prompt through the bundle's worker, and stopped")
 
 
+def smoke_deploy(exe: Path, env: dict[str, str], bundle: Path) -> None:
+    """`tinyllama deploy` from the bundle creates the MVP and the full stack in moto's server,
+    and the router function runs the bundled zip."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from moto.server import ThreadedMotoServer
+
+        from tests.infra.conftest import INFRA, load_template
+        from tests.infra.test_moto_deploy import for_moto
+    except ImportError as exc:
+        raise SmokeTestError(f"the deploy smoke test needs the test extra ({exc}): pip install -e '.[test]'") from exc
+    import logging
+
+    import boto3
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
+    manifest = json.loads((bundle / "_internal" / "artifacts" / "manifest.json").read_text())
+    expected = base64.b64encode(bytes.fromhex(manifest["files"]["router.zip"]["sha256"])).decode()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        _host, port = server.get_host_and_port()
+        url = f"http://localhost:{port}"  # moto reads a TemplateURL on localhost path-style
+        home = Path(env["HOME"])
+        aws = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+               "AWS_CONFIG_FILE": str(home / "no-aws"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws")}
+        client = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=url, **client)
+        ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=url, **client)
+        ssm.put_parameter(Name="/smoke/worker-ami", Value=ec2.describe_images()["Images"][0]["ImageId"],
+                          Type="String", DataType="aws:ec2:image", Overwrite=True)
+        runs = {
+            "mvp": ({"AlertEmail": "smoke@example.com", "SourceRepositoryUrl": "https://github.com/example/t"},
+                    "tinyllama-router"),
+            "stack": ({"AlertEmail": "smoke@example.com", "ImageParameter": "/smoke/worker-ami"},
+                      "tinyllama-router-v2"),
+        }
+        lam = boto3.client("lambda", region_name="us-east-1", endpoint_url=url, **client)
+        for template_name, (parameters, function) in runs.items():
+            template, _dropped = for_moto(load_template(INFRA / f"{template_name}.yaml"), parameters)
+            for key, value in parameters.items():  # moto resolves an SSM-typed parameter's Default only
+                if template["Parameters"][key]["Type"].startswith("AWS::SSM::Parameter::Value"):
+                    template["Parameters"][key]["Default"] = value
+            template_file = home / f"{template_name}-for-moto.json"
+            template_file.write_text(json.dumps(template))
+            cmd = [str(exe), "deploy", "--stack-name", f"smoke-{template_name}", "--template", template_name,
+                   "--template-file", str(template_file), "--direct", "--yes", "--poll-interval", "0"]
+            cmd += [arg for k, v in parameters.items() for arg in ("-p", f"{k}={v}")]
+            proc = subprocess.run(cmd, env={**env, **aws}, capture_output=True, text=True, timeout=300)
+            check_run(f"tinyllama deploy --template {template_name}", proc)
+            got = lam.get_function(FunctionName=function)["Configuration"]["CodeSha256"]
+            if got != expected:
+                raise SmokeTestError(f"{function}'s code is {got}, not the bundled router zip ({expected})")
+            print(f"  ok  tinyllama deploy --template {template_name}: {function} runs the bundled router zip")
+    finally:
+        server.stop()
+
+
 def ask(url: str, token: str, content: str, timeout_s: float = 60.0) -> str:
     def call(method: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
         request = urllib.request.Request(
@@ -233,8 +304,8 @@ def ask(url: str, token: str, content: str, timeout_s: float = 60.0) -> str:
     raise SmokeTestError(f"no answer within {timeout_s:.0f} s")
 
 
-def smoke_test(bundle: Path, skip_local: bool = False) -> None:
-    """Start the built bundle three ways; raises SmokeTestError when one misbehaves."""
+def smoke_test(bundle: Path, skip_local: bool = False, skip_deploy: bool = False) -> None:
+    """Start the built bundle four ways; raises SmokeTestError when one misbehaves."""
     exe = executable(bundle)
     print(f"smoke test of {exe}")
     with tempfile.TemporaryDirectory(prefix="tinyllama-smoke-") as tmp:
@@ -251,6 +322,10 @@ def smoke_test(bundle: Path, skip_local: bool = False) -> None:
             )
         else:
             smoke_local(exe, env)
+        if skip_deploy:
+            print("  --  tinyllama deploy skipped")
+        else:
+            smoke_deploy(exe, env, bundle)
     print("smoke test passed")
 
 
@@ -294,12 +369,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "pyinstaller", help="PyInstaller's work dir")
     parser.add_argument("--skip-build", action="store_true", help="smoke-test the bundle already in --dist")
     parser.add_argument("--skip-local", action="store_true", help="do not run `tinyllama local` (no redis-server)")
+    parser.add_argument("--skip-deploy", action="store_true", help="do not deploy to moto (no test extra)")
     args = parser.parse_args(argv)
 
     bundle = args.dist / "tinyllama" if args.skip_build else build(args.dist, args.work)
     report(bundle)
     try:
-        smoke_test(bundle, skip_local=args.skip_local)
+        smoke_test(bundle, skip_local=args.skip_local, skip_deploy=args.skip_deploy)
     except (SmokeTestError, subprocess.TimeoutExpired) as exc:
         print(f"SMOKE TEST FAILED: {exc}", file=sys.stderr)
         return 1

@@ -1,10 +1,11 @@
 """Build the router Lambda's deployment zip and report its size.
 
-Only what the function imports goes in: the `backend` package (never `desktop`) and the
-Linux wheels of redis, PyJWT[crypto], aws-lambda-powertools and requests (the JWKS fetch
-in backend/adapters/jwt_verify.py) for CPython 3.12 on x86_64, fetched with pip's
-cross-platform options so the zip is right whatever machine builds it. boto3 is left out
-because the Lambda runtime provides it.
+Only what the function imports goes in: the modules of the `backend` package that
+backend/entrypoints/router.py reaches (never `desktop`, nor the local profile's gateway,
+watchdog and commands, nor the worker) and the Linux wheels of redis, PyJWT[crypto],
+aws-lambda-powertools and requests (the JWKS fetch in backend/adapters/jwt_verify.py) for
+CPython 3.12 on x86_64, fetched with pip's cross-platform options so the zip is right
+whatever machine builds it. boto3 is left out because the Lambda runtime provides it.
 
     python packaging/build_router_zip.py [--out build/router.zip]
 """
@@ -12,6 +13,7 @@ because the Lambda runtime provides it.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import shutil
@@ -33,28 +35,103 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 FIXED_DATE = (2020, 1, 1, 0, 0, 0)  # same bytes for the same inputs
 
 
-def requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """RUNTIME_REQUIREMENTS with the version specifiers pyproject.toml gives them."""
+ENTRY_MODULE = "backend.entrypoints.router"
+# pip's own summary lines say only that something failed; the line before them says what.
+PIP_GENERIC = re.compile(r"subprocess-exited-with-error|metadata-generation-failed|Failed building wheel|"
+                         r"Could not build wheels|Failed to build|failed-wheel-build|See above for details",
+                         re.IGNORECASE)
+
+
+class BuildError(Exception):
+    """A build step failed; the message is the one line that says what failed."""
+
+
+def requirements(names: tuple[str, ...] = RUNTIME_REQUIREMENTS, pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """`names` with the version specifiers pyproject.toml gives them (its one list is the source)."""
     text = pyproject.read_text()
     found = []
-    for name in RUNTIME_REQUIREMENTS:
-        match = re.search(rf'"({re.escape(name)}[^"]*)"', text, flags=re.IGNORECASE)
+    for name in names:
+        match = re.search(rf'"({re.escape(name)}(?:[<>=!~;\[ ][^"]*)?)"', text, flags=re.IGNORECASE)
         found.append(match.group(1) if match else name)
     return found
 
 
+def pip_error_line(stderr: str) -> str:
+    """The line of pip's output that says what failed.
+
+    pip ends with generic lines ("ERROR: Failed building wheel", "hint: See above for
+    details"); the cause is an earlier `error:` line, often inside a subprocess's output
+    ("error: invalid command 'bdist_wheel'"), or pip's own ("ERROR: No matching
+    distribution found for redis>=5.0").
+    """
+    lines = [line.strip(" │╰─>×\t") for line in stderr.splitlines()]
+    causes = [line for line in lines if re.match(r"(error|ERROR)\b", line) and not PIP_GENERIC.search(line)]
+    if causes:
+        return causes[-1]
+    rest = [line for line in lines if line and not PIP_GENERIC.search(line)
+            and not line.startswith(("note:", "hint:", "WARNING:", "[end of output]"))]
+    return rest[-1] if rest else "pip failed without saying why"
+
+
+def run_pip(args: list[str], env: dict[str, str] | None = None) -> None:
+    """`python -m pip ARGS`; raises BuildError with the line that says what failed."""
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise BuildError(f"pip {args[0]} failed: {pip_error_line(proc.stderr + proc.stdout)}")
+
+
 def pip_install(target: Path, reqs: list[str], python_version: str = PYTHON_VERSION) -> None:
     """Fetch Linux x86_64 CPython wheels (never sdists) into `target`."""
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(target),
+    cmd = ["install", "--quiet", "--no-compile", "--target", str(target),
            "--implementation", "cp", "--python-version", python_version, "--only-binary=:all:"]
     for platform in PLATFORMS:
         cmd += ["--platform", platform]
-    subprocess.run(cmd + reqs, check=True)
+    run_pip(cmd + reqs)
 
 
-def copy_backend(target: Path, source: Path = ROOT / "backend") -> None:
-    """The backend package without caches; the desktop package is a sibling and stays out."""
-    shutil.copytree(source, target / "backend", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+def module_source(module: str, root: Path = ROOT) -> Path | None:
+    """The file that defines `module` under `root`, if it is one of ours."""
+    base = root / module.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None
+
+
+def backend_modules(start: str = ENTRY_MODULE, root: Path = ROOT) -> set[Path]:
+    """Every backend source file `start` can import, lazy imports inside functions included,
+    with the packages' __init__.py files that importing them runs."""
+    seen: set[str] = set()
+    files: set[Path] = set()
+    todo = [start]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        parts = module.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parents run their __init__
+        path = module_source(module, root)
+        if path is None:
+            continue  # `from backend.x import name` names an attribute, not a module
+        files.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            todo += [name for name in names if name.split(".")[0] == "backend"]
+    return files
+
+
+def copy_backend(target: Path, root: Path = ROOT, start: str = ENTRY_MODULE) -> None:
+    """The backend modules the router reaches; desktop and the local-only modules stay out."""
+    for path in sorted(backend_modules(start, root)):
+        dest = target / path.relative_to(root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest)
 
 
 def prune(target: Path) -> None:
@@ -108,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "router.zip")
     parser.add_argument("--python-version", default=PYTHON_VERSION, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    zipped, unzipped = build(args.out, args.python_version)
+    try:
+        zipped, unzipped = build(args.out, args.python_version)
+    except BuildError as exc:
+        print(f"build_router_zip.py: {exc}", file=sys.stderr)
+        return 1
     print(f"{args.out}: {zipped / 1024 / 1024:.1f} MiB zipped, {unzipped / 1024 / 1024:.1f} MiB unzipped")
     return 0
 

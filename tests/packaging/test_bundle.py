@@ -7,7 +7,9 @@ Building takes about a minute on two cores; `pytest -m "not bundle"` skips it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -68,6 +70,8 @@ def test_build_ends_with_a_passing_smoke_test(built: Built) -> None:
     # the smoke test stopped that service again).
     assert re.search(r"main window shown, connected to the background service \(pid \d+\) and closed", built.output)
     assert "tinyllama local answered a prompt" in built.output
+    for template in ("mvp", "stack"):
+        assert f"ok  tinyllama deploy --template {template}: " in built.output
     assert re.search(r"bundle: .* MB\n(  +[\d.]+ MB  \S+\n){15}", built.output), built.output
 
 
@@ -77,6 +81,11 @@ def test_bundle_holds_the_templates_the_deploy_wizard_uploads(built: Built) -> N
     for template in sorted((ROOT / "infra").glob("*.yaml")):
         assert (built.internal / "infra" / template.name).read_bytes() == template.read_bytes()
     assert (built.internal / "infra" / "image" / "install_worker.sh").is_file()
+    manifest = json.loads((built.internal / "artifacts" / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"router.zip", "worker.whl"}
+    for entry in manifest["files"].values():
+        data = (built.internal / "artifacts" / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
 
 
 def _aws_services_called() -> set[str]:
