@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from desktop.services.deployer import Artifact, DeployError, StackDeployer
+from desktop.services.deploy.bucket import Artifact
+from desktop.services.deploy.errors import DeployError
+from desktop.services.deploy.stack import StackDeployer
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = {"mvp": ROOT / "infra" / "mvp.yaml", "stack": ROOT / "infra" / "stack.yaml"}
