@@ -130,9 +130,10 @@ def empty_bucket(s3: Any, bucket: str) -> int:
             if not batch:
                 continue
             answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-            if answer.get("Errors"):
-                first = answer["Errors"][0]
-                raise DeployError(f"{len(answer['Errors'])} objects of {bucket} could not be deleted, e.g. "
+            errors = answer.get("Errors", [])
+            if errors:  # delete_objects answers 200 even when some deletes were refused
+                first, n = errors[0], len(errors)
+                raise DeployError(f"{n} object{'s' if n != 1 else ''} in {bucket} could not be deleted, e.g. "
                                   f"{first.get('Key')}: {first.get('Message', first.get('Code', ''))}",
                                   code="EmptyBucket")
             removed += len(batch)
