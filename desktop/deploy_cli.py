@@ -93,6 +93,9 @@ def run(args: argparse.Namespace, *, stdin: TextIO | None = None, out: TextIO | 
         if args.worker_wheel:
             builders.worker_wheel = lambda _dir: args.worker_wheel
         if args.template_file:
+            if not args.template_file.is_file():
+                say(f"deploy: there is no template file {args.template_file}")
+                return 2
             builders.templates = {**builders.templates, args.template: args.template_file}
         template_text = builders.templates[args.template].read_text(encoding="utf-8")
         # The profile layer of the merge: the cheap set, when asked for.

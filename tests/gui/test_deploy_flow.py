@@ -29,10 +29,11 @@ from desktop.core.settings import Settings
 from desktop.qt.runner import Runner
 from desktop.services.artifacts import INSTALL_SCRIPT, Builders
 from desktop.services.deploy import flow
+from desktop.services.deploy.changes import ChangeSetReview
 from desktop.services.deploy.stack import StackDeployer
 from desktop.views.wizard import DeployWizard, WizardContext
 from desktop.views.wizard.context import UNEXPECTED
-from desktop.views.wizard.wizard import REVIEW, UPLOAD
+from desktop.views.wizard.wizard import DEPLOY, REVIEW, UPLOAD
 from tests.fixtures import cfn_events as ev
 
 TEMPLATE = """\
@@ -256,3 +257,41 @@ def test_a_bug_reaches_the_log_with_its_traceback_and_the_person_reads_a_sentenc
     record = next(r for r in caplog.records if r.name == "tinyllama.desktop" and r.exc_info)
     assert record.exc_info is not None and record.exc_info[0] is KeyError
     assert "broken_builder" in caplog.text  # the traceback, down to the failing function
+
+
+def test_a_bug_while_following_ends_the_page_with_a_sentence_not_endless_retries(
+        qtbot: Any, paths: Any, stubbed_cfn: tuple[Any, Stubber, list[dict[str, Any]]],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A network blip is retried; a fault in our code would fail the same way forever."""
+    cfn, stubber, _sent = stubbed_cfn
+    calls = {"events": 0}
+
+    def bug_on_the_first_poll(**_kwargs: Any) -> None:
+        calls["events"] += 1
+        if calls["events"] == 2:  # the first is execute's look for the newest event
+            raise ZeroDivisionError("a fault in our own code")
+
+    cfn.meta.events.register("provide-client-params.cloudformation.DescribeStackEvents", bug_on_the_first_poll)
+    stubber.add_client_error("describe_stack_events", "ValidationError", "Stack [tinyllama] does not exist")
+    stubber.add_response("execute_change_set", {})
+    runner = Runner()
+    ctx = WizardContext(Settings(paths.settings_file), runner, poll_interval_ms=0)
+    ctx.deployer = StackDeployer(cfn, region="us-east-1", wait=lambda _s: None)
+    ctx.stack_name = ev.STACK
+    ctx.review = ChangeSetReview(ev.STACK, "arn:cs/1", "CREATE", [], ev.STACK_ID)
+    with caplog.at_level(logging.ERROR, logger="tinyllama.desktop"):
+        wizard = open_wizard(qtbot, ctx, DEPLOY)
+        page = wizard.deploy_page
+        qtbot.waitUntil(lambda: page.outcome.isVisible(), timeout=10000)
+        assert runner.shutdown(20000)
+    assert UNEXPECTED in page.outcome.text() and "CloudFormation console" in page.outcome.text()
+    assert calls["events"] == 2 and not page.timer.isActive()  # no further polls
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+
+
+def test_cli_says_when_the_template_file_is_missing(endpoint: str, files: Files, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    files.template = tmp_path / "typo.yaml"
+    code = deploy_cli.run(cli_args(files, "tl-typo", "--direct"), stdin=io.StringIO(""),
+                          deployer_factory=lambda **_kw: deployer(endpoint, change_sets=False))
+    assert code == 2 and f"there is no template file {files.template}" in capsys.readouterr().out

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from desktop.core.errors import AppError
 from desktop.services.deploy import flow
 from desktop.services.deploy.events import StackWatcher, WatchUpdate
 from desktop.views.wizard.context import WizardContext, in_words
@@ -122,6 +123,10 @@ class DeployPage(QWizardPage):
             self._show_outcome(False, update.failure, update.advice, rolled_back=update.rolled_back)
 
     def _poll_failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, AppError):  # a bug: asking again would only fail again
+            self._show_outcome(False, in_words(exc), "The stack operation goes on in AWS: follow it in the "
+                               "CloudFormation console.")
+            return
         # A network blip must not lose the deployment: say so and keep following.
         self.status.setText(f"Could not read the stack's events ({in_words(exc)}); trying again…")
         self.timer.start(max(self.ctx.poll_interval_ms, 1) * 2)
