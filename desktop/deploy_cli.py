@@ -1,12 +1,13 @@
-"""`tinyllama deploy`: the desktop wizard's deployer as a command (no Qt), for scripts.
+"""`tinyllama deploy`: the desktop wizard's deploy flow as a command (no Qt), for scripts.
 
     tinyllama deploy --stack-name tinyllama --template stack -p AlertEmail=me@example.com
     tinyllama deploy --stack-name tinyllama --delete --empty-data-bucket --yes
 
-Same steps as the wizard: identity, bootstrap bucket, upload, change set shown as a table,
-confirmation (or --yes), then the stack events until the stack settles. Exit status 0 when
-the stack ends complete, 1 on failure (the reason and what to do are printed), 2 for bad
-input, 3 when the change was declined.
+The same steps as the wizard (desktop/services/deploy/flow.py): identity and the stack as it
+is, the parameters merged by the one rule, build and upload, the change set (or the planned
+adds of a direct create) shown as a table, confirmation (or --yes), then the stack events
+until the stack settles. Exit status 0 when the stack ends complete, 1 on failure (the
+reason and what to do are printed), 2 for bad input, 3 when the change was declined.
 """
 
 from __future__ import annotations
@@ -57,33 +58,50 @@ def _confirm(prompt: str, stdin: TextIO, out: TextIO) -> bool:
 
 def run(args: argparse.Namespace, *, stdin: TextIO | None = None, out: TextIO | None = None,
         deployer_factory: Callable[..., Any] | None = None) -> int:
-    """Run the subcommand; returns the exit status."""
+    """Run the subcommand; returns the exit status. The steps are the deploy flow's, the
+    same the wizard's pages call (desktop/services/deploy/flow.py)."""
     stdin = stdin or sys.stdin
     out = out or sys.stdout
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
     from desktop.services import artifacts
-    from desktop.services.deployer import DeployError, StackDeployer
+    from desktop.services.deploy import flow
+    from desktop.services.deploy.errors import DeployError, translate
+    from desktop.services.deploy.stack import StackDeployer
 
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 
     try:
-        import boto3
-
-        session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+        try:
+            session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+        except BotoCoreError as exc:  # ProfileNotFound
+            raise translate(exc, "reading the profile") from exc
         factory = deployer_factory or StackDeployer
         deployer = factory(session=session, region=session.region_name or "us-east-1",
                            use_change_sets=not args.direct)
-        who = deployer.check_identity()
+        found = flow.check(deployer, args.stack_name)
+        who = found.identity
         say(f"Deploying as {who.arn} (account {who.account}) in {who.region}")
         if args.delete:
             return _delete(deployer, args, say, stdin, out)
 
-        # An update starts from the stack's current values, so only what is given changes.
-        existing = deployer.describe(args.stack_name) or {}
-        current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in existing.get("Parameters", [])}
-        parameters = {**current,
-                      **(pricing.CHEAP_PARAMETERS if args.cheap and args.template == "stack" else {}),
-                      **dict(args.parameter)}
+        builders = artifacts.Builders()
+        if args.router_zip:
+            builders.router_zip = lambda _dir: args.router_zip
+        if args.worker_wheel:
+            builders.worker_wheel = lambda _dir: args.worker_wheel
+        if args.template_file:
+            if not args.template_file.is_file():
+                say(f"deploy: there is no template file {args.template_file}")
+                return 2
+            builders.templates = {**builders.templates, args.template: args.template_file}
+        template_text = builders.templates[args.template].read_text(encoding="utf-8")
+        # The profile layer of the merge: the cheap set, when asked for.
+        chosen = dict(pricing.CHEAP_PARAMETERS) if args.cheap and args.template == "stack" else {}
+        explicit = dict(args.parameter)
+        parameters = flow.parameters_for(template_text, found.parameters, chosen, explicit)
         problems = _missing(args.template, parameters)
         if problems:
             say("deploy: " + "; ".join(problems))
@@ -96,30 +114,20 @@ def run(args: argparse.Namespace, *, stdin: TextIO | None = None, out: TextIO | 
                 return 2
             say(f"Idle cost about ${est.idle_monthly_usd:.2f}/month; ${est.per_gpu_hour_usd:.3f} per GPU hour.")
         with tempfile.TemporaryDirectory(prefix="tinyllama-deploy-") as tmp:
-            builders = artifacts.Builders()
-            if args.router_zip:
-                builders.router_zip = lambda _dir: args.router_zip
-            if args.worker_wheel:
-                builders.worker_wheel = lambda _dir: args.worker_wheel
-            if args.template_file:
-                builders.templates = {**builders.templates, args.template: args.template_file}
-            files = artifacts.build(args.template, Path(tmp), builders, say)
-            uploaded = artifacts.upload(deployer, who.account, args.template, files, say)
-        parameters = {**parameters, **uploaded.parameters}
-        tags = {"app": "tinyllama", "stack": args.stack_name}
-        review = deployer.create_change_set(args.stack_name, uploaded.template_url, parameters, tags)
-        if review.change_set_id and review.empty:
+            uploaded = flow.build_and_upload(deployer, who.account, args.template, Path(tmp), builders, say)
+        review = flow.review(deployer, args.stack_name, template_text, uploaded, current=found.parameters,
+                             chosen=chosen, explicit=explicit)
+        if review.no_changes:
             say("No changes: the stack already matches.")
             return 0
         _print_review(review, say)
         if not args.yes and not _confirm(f"Execute this {review.change_type.lower()}? [y/N] ", stdin, out):
-            deployer.discard_change_set(review)
+            flow.discard(deployer, review)
             say("Nothing was changed.")
             return 3
-        watcher = deployer.execute(review, uploaded.template_url, parameters, tags)
-        code = _follow(deployer, watcher, args, say)
+        code = _follow(deployer, flow.start(deployer, review), args, say)
         if code == 0:
-            for key, value in deployer.outputs(args.stack_name).items():
+            for key, value in flow.outputs(deployer, args.stack_name).items():
                 say(f"  {key} = {value}")
         return code
     except DeployError as exc:
@@ -168,10 +176,10 @@ def _follow(deployer: Any, watcher: Any, args: argparse.Namespace, say: Callable
 
 def _delete(deployer: Any, args: argparse.Namespace, say: Callable[[str], None], stdin: TextIO,
             out: TextIO) -> int:
-    review = deployer.plan_delete(args.stack_name)
+    from desktop.services.deploy import flow
+
+    review, data_bucket = flow.plan_delete(deployer, args.stack_name)
     _print_review(review, say)
-    outputs = deployer.outputs(args.stack_name)
-    data_bucket = outputs.get("DataBucket", "")
     if data_bucket:
         say(f"The data bucket {data_bucket} holds the stack's data; CloudFormation cannot delete it unless it is "
             "empty." + ("" if args.empty_data_bucket else " Add --empty-data-bucket to empty it first."))
@@ -179,5 +187,5 @@ def _delete(deployer: Any, args: argparse.Namespace, say: Callable[[str], None],
         say("Nothing was deleted.")
         return 3
     if data_bucket and args.empty_data_bucket:
-        say(f"Emptied {data_bucket}: {deployer.empty_bucket(data_bucket)} objects removed")
-    return _follow(deployer, deployer.execute(review), args, say)
+        say(f"Emptying {data_bucket} first (its data is lost)")
+    return _follow(deployer, flow.start(deployer, review, data_bucket if args.empty_data_bucket else ""), args, say)

@@ -4,14 +4,23 @@ The only place threads exist in the app. A Task is a QObject created on the UI t
 worker thread emits its private signal, which Qt queues to the Task's (UI) thread, where
 the public `done`/`failed` signals fire and the callbacks run. Widgets are therefore
 never touched from a worker thread.
+
+An exception that is not an AppError (whose message is meant for the person) is a bug:
+it is logged here with its traceback, where the thread still has it, before the view
+shows a plain sentence instead of its text.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from desktop.core.errors import AppError
+
+log = logging.getLogger("tinyllama.desktop")
 
 
 class Task(QObject):
@@ -52,6 +61,8 @@ class _Job(QRunnable):
         try:
             result = fn()
         except BaseException as exc:  # delivered to the UI, never lost in a thread
+            if not isinstance(exc, AppError):
+                log.error("Unexpected error in %s", getattr(fn, "__qualname__", fn), exc_info=exc)
             self.task._raised.emit(exc)
         else:
             self.task._returned.emit(result)

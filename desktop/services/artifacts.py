@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop.services.deployer import Artifact, DeployError, StackDeployer
+from desktop.services.deploy.bucket import Artifact
+from desktop.services.deploy.errors import DeployError
+from desktop.services.deploy.stack import StackDeployer
 
 ROOT = Path(__file__).resolve().parents[2]  # in the bundle: its _internal/ folder
 TEMPLATES = {"mvp": ROOT / "infra" / "mvp.yaml", "stack": ROOT / "infra" / "stack.yaml"}

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QWizard
 from desktop.core.settings import Settings
 from desktop.qt.runner import Runner
 from desktop.services.artifacts import INSTALL_SCRIPT, Builders
-from desktop.services.deployer import StackDeployer
+from desktop.services.deploy.stack import StackDeployer
 from desktop.views.wizard import DeployWizard, WizardContext
 from desktop.views.wizard.wizard import ACCOUNT, DEPLOY, DONE, OPTIONS, REVIEW, UPLOAD
 from tests.fixtures.aws import FAKE_CREDENTIALS, cognito_client
@@ -188,14 +188,17 @@ def test_deploy_a_new_stack_then_delete_it(qtbot: Any, make_wizard: Any, paths: 
     log = [wizard.upload_page.log.item(i).text() for i in range(wizard.upload_page.log.count())]
     assert any("bootstrap bucket tinyllama-bootstrap-123456789012-us-east-1" in line for line in log)
     assert "Uploaded 4 files" in log[-1]
-    params = wizard.ctx.parameters
-    assert params["WorkerWheelKey"].endswith("/tinyllama-0.1.0-py3-none-any.whl")
-    assert params["HardCapUsd"] == "21" and params["InstanceType"] == "g5.xlarge"
+    assert wizard.ctx.uploaded is not None
+    assert wizard.ctx.uploaded.parameters["WorkerWheelKey"].endswith("/tinyllama-0.1.0-py3-none-any.whl")
     save_screenshot(wizard, "wizard_3_upload.png")
 
     wizard.next()
     assert wizard.currentId() == REVIEW
     qtbot.waitUntil(wizard.review_page.isComplete, timeout=10000)
+    assert wizard.ctx.review is not None
+    params = wizard.ctx.review.parameters  # what the deploy sends: options ← uploaded keys
+    assert params["WorkerWheelKey"].endswith("/tinyllama-0.1.0-py3-none-any.whl")
+    assert params["HardCapUsd"] == "21" and params["InstanceType"] == "g5.xlarge"
     rows = [(wizard.review_page.table.item(r, 0).text(), wizard.review_page.table.item(r, 1).text())
             for r in range(wizard.review_page.table.rowCount())]
     assert rows == [("Add", "DataBucket"), ("Add", "Settings")]

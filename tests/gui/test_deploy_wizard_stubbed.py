@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QWizard
 from desktop.core.settings import Settings
 from desktop.qt.runner import Runner
 from desktop.services.artifacts import Uploaded
-from desktop.services.deployer import Identity, StackDeployer
+from desktop.services.deploy.stack import Identity, StackDeployer
 from desktop.views.wizard import DeployWizard, WizardContext
 from desktop.views.wizard.wizard import DEPLOY, REVIEW
 from tests.fixtures import cfn_events as ev
@@ -48,7 +48,6 @@ def stubbed(qtbot: Any, paths: Any) -> Iterator[tuple[Any, Stubber]]:
         ctx.identity = Identity("123456789012", "arn:aws:iam::123456789012:user/ada", "AIDA", "us-east-1")
         ctx.region, ctx.stack_name = "us-east-1", ev.STACK
         ctx.uploaded = Uploaded("tinyllama-bootstrap-123456789012-us-east-1", URL, {"CodeS3Bucket": "b"})
-        ctx.parameters = {"InstanceType": "g4dn.xlarge"}
 
         def start() -> DeployWizard:
             wizard = DeployWizard(ctx, profiles=[])
@@ -71,7 +70,8 @@ def change_set(stubber: Stubber, existing: str | None) -> None:
     stubber.add_response("create_change_set", {"Id": "arn:cs/1", "StackId": ev.STACK_ID},
                          {"StackName": ev.STACK, "ChangeSetName": ANY, "ChangeSetType": "UPDATE" if existing
                           else "CREATE", "TemplateURL": URL, "Parameters": ANY, "Capabilities": ANY, "Tags": ANY})
-    stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES})
+    for _ in range(2):  # the waiter's answer, then the paginator's page
+        stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES})
     # Where the operation's events begin: the stack's newest event before it runs.
     stubber.add_response("describe_stack_events", {"StackEvents": list(reversed(EARLIER))}, {"StackName": ev.STACK_ID})
     stubber.add_response("execute_change_set", {}, {"ChangeSetName": "arn:cs/1", "StackName": ev.STACK,

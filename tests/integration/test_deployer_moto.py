@@ -24,7 +24,9 @@ import boto3
 import pytest
 
 from desktop.services import artifacts
-from desktop.services.deployer import Artifact, DeployError, StackDeployer
+from desktop.services.deploy.bucket import Artifact
+from desktop.services.deploy.errors import DeployError
+from desktop.services.deploy.stack import StackDeployer
 
 SMALL_TEMPLATE = """\
 AWSTemplateFormatVersion: '2010-09-09'
@@ -142,9 +144,9 @@ def test_create_update_delete_a_stack(endpoint: str, tmp_path: Path) -> None:
     up = artifacts.upload(deployer, account, "mvp", small_files(tmp_path))
     params = {**up.parameters, "AlertEmail": "a@example.com", "SourceRepositoryUrl": "https://example.com/r"}
 
-    review = deployer.create_change_set(name, up.template_url, params)
+    review = deployer.create_change_set(name, up.template_url, params, {"app": "tinyllama"})
     assert review.change_type == "CREATE" and not review.change_set_id
-    final = deployer.follow(deployer.execute(review, up.template_url, params, {"app": "tinyllama"}))
+    final = deployer.follow(deployer.execute(review))
     assert final.succeeded and final.status == "CREATE_COMPLETE" and final.progress == 1.0
     outputs = deployer.outputs(name)
     assert outputs["ApiUrl"] == "https://api.example.com/one"
@@ -154,7 +156,7 @@ def test_create_update_delete_a_stack(endpoint: str, tmp_path: Path) -> None:
 
     review = deployer.create_change_set(name, up.template_url, {**params, "Suffix": "two"})
     assert review.change_type == "UPDATE"
-    final = deployer.follow(deployer.execute(review, up.template_url, {**params, "Suffix": "two"}))
+    final = deployer.follow(deployer.execute(review))
     assert final.status == "UPDATE_COMPLETE"
     assert deployer.outputs(name)["ApiUrl"] == "https://api.example.com/two"
     ssm = boto3.client("ssm", region_name="us-east-1")
@@ -234,7 +236,8 @@ def test_cli_shows_the_change_set_and_a_no_discards_it(endpoint: str, tmp_path: 
         for _ in range(2):  # the CLI's look for current values, then the change set's create-or-update
             stubber.add_client_error("describe_stacks", "ValidationError", "Stack with id tinyllama does not exist")
         stubber.add_response("create_change_set", {"Id": "arn:cs/9", "StackId": ev.STACK_ID})
-        stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES})
+        for _ in range(2):  # the waiter's answer, then the paginator's page
+            stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES})
         stubber.add_response("delete_change_set", {}, {"ChangeSetName": "arn:cs/9", "StackName": ev.STACK})
         stubber.add_response("delete_stack", {}, {"StackName": ev.STACK_ID})
 

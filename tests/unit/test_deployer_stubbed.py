@@ -16,15 +16,11 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from desktop.services.deployer import (
-    ChangeRow,
-    ChangeSetReview,
-    DeployError,
-    StackDeployer,
-    StackWatcher,
-    WatchUpdate,
-    create_first_user,
-)
+from desktop.services.deploy.changes import ChangeRow, ChangeSetReview
+from desktop.services.deploy.errors import DeployError
+from desktop.services.deploy.events import StackWatcher, WatchUpdate
+from desktop.services.deploy.stack import StackDeployer
+from desktop.services.deploy.users import create_first_user
 from tests.fixtures import cfn_events as ev
 
 URL = "https://tinyllama-bootstrap-123456789012-us-east-1.s3.us-east-1.amazonaws.com/tinyllama/abc/stack.yaml"
@@ -51,15 +47,19 @@ def test_change_set_becomes_rows_with_replacement_flagged(cfn: tuple[Any, Stubbe
                           "TemplateURL": URL, "Parameters": [{"ParameterKey": "InstanceType",
                                                               "ParameterValue": "g5.xlarge"}],
                           "Capabilities": ANY, "Tags": [{"Key": "app", "Value": "tinyllama"}]})
-    stubber.add_response("describe_change_set", {"Status": "CREATE_PENDING", "ChangeSetId": "arn:cs/1"})
+    # botocore's change_set_create_complete waiter: pending, then complete ...
+    stubber.add_response("describe_change_set", {"Status": "CREATE_PENDING", "ChangeSetId": "arn:cs/1"},
+                         {"ChangeSetName": "arn:cs/1", "StackName": ev.STACK})
     stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES[:3],
                                                  "NextToken": "page2"})
+    # ... then its paginator reads every page of rows (the rows come in pages of NextToken).
+    stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES[:3],
+                                                 "NextToken": "page2"},
+                         {"ChangeSetName": "arn:cs/1", "StackName": ev.STACK})
     stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES[3:]},
                          {"ChangeSetName": "arn:cs/1", "StackName": ev.STACK, "NextToken": "page2"})
-    waits: list[float] = []
-    review = StackDeployer(client, wait=waits.append).create_change_set(
+    review = StackDeployer(client, waiter_delay_s=0).create_change_set(
         ev.STACK, URL, {"InstanceType": "g5.xlarge"}, {"app": "tinyllama"})
-    assert waits == [2.0]  # polled once while pending, without sleeping here
     assert review.change_type == "UPDATE" and review.change_set_id == "arn:cs/1"
     assert [(r.action, r.logical_id, r.replacement, r.replaces) for r in review.rows] == [
         ("Add", "AlertTopic", "", False),
@@ -99,7 +99,8 @@ def test_declined_create_review_removes_the_empty_stack(cfn: tuple[Any, Stubber]
     stubber.add_response("create_change_set", {"Id": "arn:cs/4", "StackId": ev.STACK_ID},
                          {"StackName": ev.STACK, "ChangeSetName": ANY, "ChangeSetType": "CREATE",
                           "TemplateURL": URL, "Parameters": [], "Capabilities": ANY, "Tags": []})
-    stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES[:1]})
+    for _ in range(2):  # the waiter's answer, then the paginator's page
+        stubber.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": ev.CHANGES[:1]})
     stubber.add_response("delete_change_set", {})
     stubber.add_response("delete_stack", {}, {"StackName": ev.STACK_ID})  # the REVIEW_IN_PROGRESS shell
     deployer = StackDeployer(client, wait=lambda _s: None)
@@ -175,7 +176,8 @@ def test_an_update_is_followed_by_event_ids_whatever_the_local_clock_says(
     aws_now = local_now + timedelta(seconds=aws_ahead_s)
     earlier = ev.history_of(ev.UPDATE_OK, t0=aws_now - timedelta(seconds=60), token="Console-UpdateStack-1")
     review = ChangeSetReview(ev.STACK, "", "UPDATE", [ChangeRow("Modify", "WorkerLaunchTemplate",
-                                                                "AWS::EC2::LaunchTemplate", "False")], ev.STACK_ID)
+                                                                "AWS::EC2::LaunchTemplate", "False")], ev.STACK_ID,
+                             template_url=URL)
     stubber.add_response("describe_stack_events", {"StackEvents": list(reversed(earlier))},
                          {"StackName": ev.STACK_ID})  # the newest event before the update starts
     stubber.add_response("update_stack", {"StackId": ev.STACK_ID},
@@ -183,7 +185,7 @@ def test_an_update_is_followed_by_event_ids_whatever_the_local_clock_says(
                           "Tags": [], "ClientRequestToken": ANY})
     ev.add_polls(stubber, ev.UPDATE_OK, t0=aws_now, earlier=earlier)
     deployer = StackDeployer(client, wait=lambda _s: None, use_change_sets=False)
-    watcher = deployer.execute(review, URL)
+    watcher = deployer.execute(review)
     assert watcher.token.startswith("tinyllama-update-")
     updates: list[WatchUpdate] = []
     final = deployer.follow(watcher, updates.append)
@@ -202,7 +204,7 @@ def test_a_create_sends_a_request_token_and_takes_every_event_of_the_new_stack(
                           "Tags": [], "ClientRequestToken": ANY})
     ev.add_polls(stubber, ev.CREATE_OK, t0=local_now - timedelta(minutes=5), token="tok")
     deployer = StackDeployer(client, wait=lambda _s: None, use_change_sets=False)
-    watcher = deployer.execute(ChangeSetReview(ev.STACK, "", "CREATE", []), URL)
+    watcher = deployer.execute(ChangeSetReview(ev.STACK, "", "CREATE", [], template_url=URL))
     final = deployer.follow(watcher)
     assert final.succeeded and watcher.token.startswith("tinyllama-create-")
     assert len(watcher.events) == 9 and {e.client_request_token for e in watcher.events} == {"tok"}
@@ -250,6 +252,9 @@ def test_bootstrap_bucket_on_aws_denies_plain_http() -> None:
         stubber.add_client_error("head_bucket", "404", "Not Found", 404)
         stubber.add_response("create_bucket", {}, {"Bucket": name,
                                                    "CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"}})
+        # bucket_exists waiter: succeeds on a 200
+        stubber.add_response("head_bucket", {"ResponseMetadata": {"HTTPStatusCode": 200}},
+                             {"Bucket": name, "ExpectedBucketOwner": "123456789012"})
         for op in ("put_public_access_block", "put_bucket_encryption", "put_bucket_versioning"):
             stubber.add_response(op, {})
         stubber.add_response("put_bucket_policy", {}, {"Bucket": name, "Policy": ANY})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -22,8 +23,10 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.deploy_options import STACK_NAME
-from desktop.services.deployer import DeployError, StackDeployer
-from desktop.views.wizard.context import WizardContext, make_session
+from desktop.services.deploy import flow
+from desktop.services.deploy.errors import translate
+from desktop.services.deploy.stack import StackDeployer
+from desktop.views.wizard.context import WizardContext, in_words, make_session
 
 REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "eu-north-1", "ap-northeast-1",
            "ap-southeast-2")
@@ -167,16 +170,13 @@ class AccountPage(QWizardPage):
         stack = key[6]
         factory = self.ctx.deployer_factory
 
-        def work() -> tuple[Any, StackDeployer, Any, dict[str, Any] | None]:
+        def work() -> tuple[Any, StackDeployer, flow.Found]:
             try:
                 session = make_session(profile, access, secret, token, region)
-            except Exception as exc:  # ProfileNotFound and friends
-                from desktop.services.deployer import translate
-
+            except BotoCoreError as exc:  # ProfileNotFound and friends
                 raise translate(exc, "reading the profile") from exc
             deployer = factory(session, region)
-            who = deployer.check_identity()
-            return session, deployer, who, deployer.describe(stack)
+            return session, deployer, flow.check(deployer, stack)
 
         self._checking = True
         self.check_button.setEnabled(False)
@@ -186,18 +186,17 @@ class AccountPage(QWizardPage):
         self.ctx.runner.run(work, lambda r: self._checked(key, profile, r), self._failed)
 
     def _checked(self, key: tuple[str, ...], profile: str,
-                 result: tuple[Any, StackDeployer, Any, dict[str, Any] | None]) -> None:
+                 result: tuple[Any, StackDeployer, flow.Found]) -> None:
         self._checking = False
         self.check_button.setEnabled(True)
         if key != self._key():  # changed while checking: that answer is for other values
             self.completeChanged.emit()
             return
-        session, deployer, who, existing = result
-        status = str(existing["StackStatus"]) if existing else ""
+        session, deployer, found = result
+        who, status = found.identity, found.status
         ctx = self.ctx
         ctx.session, ctx.deployer, ctx.identity, ctx.existing_status = session, deployer, who, status
-        ctx.existing_parameters = {p["ParameterKey"]: str(p.get("ParameterValue", ""))
-                                   for p in (existing or {}).get("Parameters", [])}
+        ctx.existing_parameters = found.parameters
         ctx.profile, ctx.region, ctx.stack_name = profile, key[5], key[6]
         if ctx.action == "delete" and not status:
             self._show_error(f"Signed in as {who.arn}, but there is no stack {ctx.stack_name} in {ctx.region} "
@@ -215,7 +214,7 @@ class AccountPage(QWizardPage):
     def _failed(self, exc: BaseException) -> None:
         self._checking = False
         self.check_button.setEnabled(True)
-        self._show_error(str(exc) if isinstance(exc, DeployError) else f"The check failed: {exc}")
+        self._show_error(in_words(exc))
         self.completeChanged.emit()
 
     def _show_error(self, text: str) -> None:

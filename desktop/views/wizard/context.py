@@ -13,10 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.deploy_options import DeployOptions
+from desktop.core.errors import AppError
 from desktop.core.settings import Settings
 from desktop.qt.runner import Runner
 from desktop.services.artifacts import Builders, Uploaded
-from desktop.services.deployer import ChangeSetReview, Identity, StackDeployer, StackWatcher, WatchUpdate
+from desktop.services.deploy import flow
+from desktop.services.deploy.changes import ChangeSetReview
+from desktop.services.deploy.events import StackWatcher, WatchUpdate
+from desktop.services.deploy.stack import Identity, StackDeployer
+
+UNEXPECTED = ("Something unexpected went wrong: a fault in TinyLlama, not in your account or your choices. "
+              "Its details are in the log (Help → Open log folder); close the wizard and try again.")
+
+
+def in_words(exc: BaseException) -> str:
+    """What a page shows for a failed step: an AppError's own words (AWS's failures are
+    translated into those); anything else is a bug, whose traceback the runner logged."""
+    return str(exc) if isinstance(exc, AppError) else UNEXPECTED
 
 
 def make_session(profile: str = "", access_key: str = "", secret_key: str = "", session_token: str = "",
@@ -31,6 +44,7 @@ def make_session(profile: str = "", access_key: str = "", secret_key: str = "", 
 
 
 def default_deployer(session: Any, region: str) -> StackDeployer:
+    """The deployer for the account and region the Account page checked."""
     return StackDeployer(session=session, region=region)
 
 
@@ -57,7 +71,6 @@ class WizardContext:
     action: str = "deploy"  # or "delete"
     options: DeployOptions = field(default_factory=DeployOptions)
     uploaded: Uploaded | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
     review: ChangeSetReview | None = None
     empty_data_bucket: bool = False
     data_bucket: str = ""
@@ -79,4 +92,4 @@ class WizardContext:
 
     @property
     def tags(self) -> dict[str, str]:
-        return {"app": "tinyllama", "stack": self.stack_name}
+        return flow.tags_for(self.stack_name)

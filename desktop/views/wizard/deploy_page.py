@@ -22,8 +22,10 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from desktop.services.deployer import StackWatcher, WatchUpdate
-from desktop.views.wizard.context import WizardContext
+from desktop.core.errors import AppError
+from desktop.services.deploy import flow
+from desktop.services.deploy.events import StackWatcher, WatchUpdate
+from desktop.views.wizard.context import WizardContext, in_words
 
 
 def _colour(status: str) -> str:
@@ -84,18 +86,12 @@ class DeployPage(QWizardPage):
         self._finished = False
         self.wizard().button(QWizard.WizardButton.CancelButton).setEnabled(False)
         deployer, review = ctx.deployer, ctx.review
-        url = ctx.uploaded.template_url if ctx.uploaded else ""
-        params, tags, bucket = dict(ctx.parameters), ctx.tags, ctx.data_bucket if ctx.empty_data_bucket else ""
+        bucket = ctx.data_bucket if ctx.empty_data_bucket else ""
         verb = {"CREATE": "Creating", "UPDATE": "Updating", "DELETE": "Deleting"}[review.change_type]
         self.setTitle(f"{verb} {review.stack_name}")
         self.status.setText(f"{verb} {review.stack_name}…")
 
-        def start() -> StackWatcher:
-            if bucket:
-                deployer.empty_bucket(bucket)
-            return deployer.execute(review, url, params, tags)
-
-        ctx.runner.run(start, self._started, self._start_failed)
+        ctx.runner.run(lambda: flow.start(deployer, review, bucket), self._started, self._start_failed)
 
     def _started(self, watcher: StackWatcher) -> None:
         self.ctx.watcher = watcher
@@ -103,7 +99,7 @@ class DeployPage(QWizardPage):
         self.timer.start(0)
 
     def _start_failed(self, exc: BaseException) -> None:
-        self._show_outcome(False, str(exc), "Nothing was changed. Close the wizard and start again.")
+        self._show_outcome(False, in_words(exc), "Nothing was changed. Close the wizard and start again.")
 
     def _poll(self) -> None:
         watcher = self.ctx.watcher
@@ -127,8 +123,12 @@ class DeployPage(QWizardPage):
             self._show_outcome(False, update.failure, update.advice, rolled_back=update.rolled_back)
 
     def _poll_failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, AppError):  # a bug: asking again would only fail again
+            self._show_outcome(False, in_words(exc), "The stack operation goes on in AWS: follow it in the "
+                               "CloudFormation console.")
+            return
         # A network blip must not lose the deployment: say so and keep following.
-        self.status.setText(f"Could not read the stack's events ({exc}); trying again…")
+        self.status.setText(f"Could not read the stack's events ({in_words(exc)}); trying again…")
         self.timer.start(max(self.ctx.poll_interval_ms, 1) * 2)
 
     def _succeeded(self, update: WatchUpdate) -> None:
@@ -138,9 +138,9 @@ class DeployPage(QWizardPage):
             return
         deployer, name = ctx.deployer, ctx.stack_name
         assert deployer is not None
-        ctx.runner.run(lambda: deployer.outputs(name), self._got_outputs,
-                       lambda exc: self._show_outcome(False, str(exc), "The stack is complete; read its outputs in "
-                                                      "the CloudFormation console."))
+        ctx.runner.run(lambda: flow.outputs(deployer, name), self._got_outputs,
+                       lambda exc: self._show_outcome(False, in_words(exc), "The stack is complete; read its "
+                                                      "outputs in the CloudFormation console."))
 
     def _got_outputs(self, outputs: dict[str, str]) -> None:
         self.ctx.outputs = outputs
@@ -190,7 +190,7 @@ class DeployPage(QWizardPage):
         deployer, watcher = ctx.deployer, ctx.watcher
         self.status.setText("Cancelling…")
         ctx.runner.run(lambda: deployer.cancel(watcher), self._cancelled,
-                       lambda exc: self.status.setText(str(exc)))
+                       lambda exc: self.status.setText(in_words(exc)))
 
     def _cancelled(self, message: str) -> None:
         self._add_event("", self.ctx.stack_name, "CANCEL REQUESTED", message)

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
 
 from desktop.core.deploy_options import EMAIL
 from desktop.core.settings import Settings
-from desktop.services.deployer import create_first_user
-from desktop.views.wizard.context import WizardContext
+from desktop.services.deploy.users import create_first_user
+from desktop.views.wizard.context import WizardContext, in_words
 
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@+")
 
@@ -154,5 +154,5 @@ class DonePage(QWizardPage):
 
     def _create_failed(self, exc: BaseException) -> None:
         self.user_result.setStyleSheet("color: #b71c1c;")
-        self.user_result.setText(str(exc))
+        self.user_result.setText(in_words(exc))
         self._user_fields()

@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from desktop.services.deployer import ChangeRow, ChangeSetReview, planned_adds
-from desktop.views.wizard.context import WizardContext
+from desktop.services.deploy import flow
+from desktop.services.deploy.changes import ChangeRow, ChangeSetReview
+from desktop.views.wizard.context import WizardContext, in_words
 
 COLOURS = {"Add": "#e8f5e9", "Modify": "#fff8e1", "Replace": "#ffebee", "Remove": "#ffebee"}
 
@@ -75,22 +76,16 @@ class ReviewPage(QWizardPage):
             self.setButtonText(self.wizard().WizardButton.CommitButton, "Delete")
             self.summary.setText(f"Reading what {name} contains…")
 
-            def plan() -> tuple[ChangeSetReview, str]:
-                return deployer.plan_delete(name), deployer.outputs(name).get("DataBucket", "")
-
-            ctx.runner.run(plan, self._delete_planned, self._failed)
+            ctx.runner.run(lambda: flow.plan_delete(deployer, name), self._delete_planned, self._failed)
             return
         self.setButtonText(self.wizard().WizardButton.CommitButton, "Deploy")
         assert ctx.uploaded is not None
-        url, params, tags = ctx.uploaded.template_url, dict(ctx.parameters), ctx.tags
+        uploaded, current, chosen = ctx.uploaded, dict(ctx.existing_parameters), ctx.options.parameters()
         template_text = ctx.builders.templates[ctx.options.template].read_text(encoding="utf-8")
         self.summary.setText("Creating a change set: CloudFormation works out what would change…")
 
         def review() -> ChangeSetReview:
-            result = deployer.create_change_set(name, url, params, tags)
-            if not result.change_set_id and result.change_type == "CREATE":
-                return ChangeSetReview(result.stack_name, "", "CREATE", planned_adds(template_text), result.stack_id)
-            return result
+            return flow.review(deployer, name, template_text, uploaded, current=current, chosen=chosen)
 
         ctx.runner.run(review, self._reviewed, self._failed)
 
@@ -103,7 +98,7 @@ class ReviewPage(QWizardPage):
         repl = sum(r.action == "Modify" and r.replaces for r in review.rows)
         removes = sum(r.action == "Remove" for r in review.rows)
         if review.change_type == "UPDATE" and not review.rows:
-            if ctx.deployer is not None and ctx.deployer.use_change_sets:
+            if review.no_changes:
                 self.summary.setText("No changes: the stack already matches these options. Go back to change "
                                      "them, or cancel.")
             else:
@@ -150,15 +145,13 @@ class ReviewPage(QWizardPage):
 
     def _failed(self, exc: BaseException) -> None:
         self.summary.setStyleSheet("color: #b71c1c;")
-        self.summary.setText(f"{exc}\nGo back to change the options, or cancel.")
+        self.summary.setText(f"{in_words(exc)}\nGo back to change the options, or cancel.")
 
     def isComplete(self) -> bool:
         review = self.ctx.review
         if not self._ready or review is None:
             return False
-        no_op = review.change_type == "UPDATE" and not review.rows and self.ctx.deployer is not None \
-            and self.ctx.deployer.use_change_sets
-        return not no_op
+        return not review.no_changes
 
     def validatePage(self) -> bool:
         self.ctx.empty_data_bucket = self.empty_bucket.isVisible() and self.empty_bucket.isChecked()
@@ -171,4 +164,4 @@ class ReviewPage(QWizardPage):
         self.warning.setVisible(False)
         self.empty_bucket.setVisible(False)
         if review is not None and deployer is not None and review.change_set_id:
-            self.ctx.runner.run(lambda: deployer.discard_change_set(review))
+            self.ctx.runner.run(lambda: flow.discard(deployer, review))

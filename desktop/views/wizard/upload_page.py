@@ -6,9 +6,9 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QPushButton, QVBoxLayout, QWizardPage
 
-from desktop.services import artifacts
 from desktop.services.artifacts import Uploaded
-from desktop.views.wizard.context import WizardContext
+from desktop.services.deploy import flow
+from desktop.views.wizard.context import WizardContext, in_words
 
 
 class _Relay(QObject):
@@ -62,15 +62,13 @@ class UploadPage(QWizardPage):
             def say(text: str) -> None:
                 relay.line.emit(text)  # queued to the UI thread
 
-            files = artifacts.build(template, workdir, builders, say)
-            return artifacts.upload(deployer, account, template, files, say)
+            return flow.build_and_upload(deployer, account, template, workdir, builders, say)
 
         ctx.runner.run(work, self._uploaded, self._failed)
 
     def _uploaded(self, uploaded: Uploaded) -> None:
         self._running = False
         self.ctx.uploaded = uploaded
-        self.ctx.parameters = {**self.ctx.options.parameters(), **uploaded.parameters}
         self.status.setStyleSheet("color: #1b5e20;")
         self.status.setText(f"✔ Ready: template at {uploaded.template_url}")
         self._done = True
@@ -79,7 +77,7 @@ class UploadPage(QWizardPage):
     def _failed(self, exc: BaseException) -> None:
         self._running = False
         self.status.setStyleSheet("color: #b71c1c;")
-        self.status.setText(str(exc))
+        self.status.setText(in_words(exc))
         self.retry.setVisible(True)
         self.completeChanged.emit()
 

@@ -1,0 +1,99 @@
+"""The deploy package's edges on botocore Stubbers: only AWS failures become words (a bug
+stays a bug), botocore's waiters and paginators end and page the way AWS answers, and
+emptying a bucket says what it could not delete."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from desktop.services.deploy.bucket import empty_bucket
+from desktop.services.deploy.errors import DeployError
+from desktop.services.deploy.events import StackWatcher
+from desktop.services.deploy.stack import StackDeployer
+from tests.fixtures import cfn_events as ev
+
+URL = "https://tinyllama-bootstrap-123456789012-us-east-1.s3.us-east-1.amazonaws.com/tinyllama/abc/stack.yaml"
+
+
+def client(name: str) -> Any:
+    return boto3.client(name, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+
+
+@pytest.fixture
+def cfn() -> Iterator[tuple[Any, Stubber]]:
+    c = client("cloudformation")
+    with Stubber(c) as stubber:
+        yield c, stubber
+        stubber.assert_no_pending_responses()
+
+
+def new_change_set(stubber: Stubber) -> None:
+    stubber.add_client_error("describe_stacks", "ValidationError", "Stack with id tinyllama does not exist")
+    stubber.add_response("create_change_set", {"Id": "arn:cs/1", "StackId": ev.STACK_ID})
+
+
+def test_a_bug_below_the_deployer_is_not_dressed_up_as_an_aws_answer() -> None:
+    c = client("cloudformation")  # the fault is raised before any request leaves
+
+    def bug(**_kwargs: Any) -> None:
+        raise ZeroDivisionError("a fault in our own code")
+
+    c.meta.events.register("before-parameter-build.cloudformation.DescribeStacks", bug)
+    with pytest.raises(ZeroDivisionError):
+        StackDeployer(c).describe(ev.STACK)
+
+
+def test_a_change_set_still_pending_at_the_deadline_says_so(cfn: tuple[Any, Stubber]) -> None:
+    c, stubber = cfn
+    new_change_set(stubber)
+    for _ in range(2):  # the waiter's two attempts within the timeout
+        stubber.add_response("describe_change_set", {"Status": "CREATE_IN_PROGRESS"})
+    with pytest.raises(DeployError, match="still being created") as info:
+        StackDeployer(c, waiter_delay_s=0.001).create_change_set(ev.STACK, URL, {}, timeout_s=0.002)
+    assert info.value.code == "Timeout"
+
+
+def test_a_change_set_the_waiter_cannot_read_is_explained(cfn: tuple[Any, Stubber]) -> None:
+    c, stubber = cfn
+    new_change_set(stubber)
+    stubber.add_client_error("describe_change_set", "ValidationError", "ChangeSet [arn:cs/1] does not exist")
+    with pytest.raises(DeployError, match=r"AWS refused while creating the change set: ChangeSet \[arn:cs/1\] "
+                                          r"does not exist \(ValidationError\)"):
+        StackDeployer(c, waiter_delay_s=0).create_change_set(ev.STACK, URL, {})
+
+
+def test_the_watcher_reads_every_page_of_a_new_operations_events(cfn: tuple[Any, Stubber]) -> None:
+    c, stubber = cfn
+    events = ev.history_of(ev.CREATE_OK, token="tok")  # oldest first; AWS answers newest first
+    newest_first = list(reversed(events))
+    stubber.add_response("describe_stack_events", {"StackEvents": newest_first[:4], "NextToken": "p2"},
+                         {"StackName": ev.STACK_ID})
+    stubber.add_response("describe_stack_events", {"StackEvents": newest_first[4:]},
+                         {"StackName": ev.STACK_ID, "NextToken": "p2"})
+    stubber.add_response("describe_stacks", {"Stacks": [ev.stack_description("CREATE_COMPLETE")]})
+    update = StackWatcher(c, ev.STACK_ID, expected=3).poll()
+    assert [e.event_id for e in update.events] == [e["EventId"] for e in events]
+    assert update.done and update.succeeded
+
+
+def test_emptying_a_bucket_pages_through_versions_and_reports_what_stays() -> None:
+    s3 = client("s3")
+    page1 = {"Versions": [{"Key": f"k{i}", "VersionId": f"v{i}"} for i in range(3)], "IsTruncated": True,
+             "NextKeyMarker": "k2", "NextVersionIdMarker": "v2"}
+    page2 = {"DeleteMarkers": [{"Key": "k9", "VersionId": "d9"}], "IsTruncated": False}
+    with Stubber(s3) as stubber:
+        stubber.add_response("list_object_versions", page1, {"Bucket": "data"})
+        stubber.add_response("delete_objects", {}, {"Bucket": "data", "Delete": {
+            "Objects": [{"Key": f"k{i}", "VersionId": f"v{i}"} for i in range(3)], "Quiet": True}})
+        stubber.add_response("list_object_versions", page2,
+                             {"Bucket": "data", "KeyMarker": "k2", "VersionIdMarker": "v2"})
+        stubber.add_response("delete_objects", {"Errors": [{"Key": "k9", "Code": "AccessDenied",
+                                                            "Message": "Access Denied"}]})
+        with pytest.raises(DeployError, match=r"1 object in data could not be deleted, e\.g\. k9: Access Denied"):
+            empty_bucket(s3, "data")
+        stubber.assert_no_pending_responses()
