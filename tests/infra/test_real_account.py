@@ -145,7 +145,8 @@ def test_cloudfront_forwards_authorization_and_caches_nothing(method: str, path:
     assert method in behaviour["AllowedMethods"]
     assert behaviour.get("CachePolicyId") in CACHE_POLICY_TTLS, "a managed cache policy this test knows"
     assert CACHE_POLICY_TTLS[behaviour["CachePolicyId"]] == (0, 0, 0), "per-user answers: never cached"
-    forwards_auth, forwards_host = ORIGIN_REQUEST_POLICIES.get(behaviour.get("OriginRequestPolicyId"), (False, False))
+    policy = behaviour.get("OriginRequestPolicyId", "")
+    forwards_auth, forwards_host = ORIGIN_REQUEST_POLICIES.get(policy, (False, False))
     assert forwards_auth, f"{method} {path} would reach the JWT authorizer without Authorization (401)"
     assert not forwards_host, "API Gateway answers 403 to CloudFront's Host"
     assert "ForwardedValues" not in behaviour  # legacy settings cannot be mixed with policies

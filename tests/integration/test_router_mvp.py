@@ -7,6 +7,7 @@ which this machine lacks); S3 is moto's server.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -21,7 +22,7 @@ BUCKET = "tinyllama-data-router-mvp-test"
 
 
 @pytest.fixture
-def mvp_env(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def mvp_env(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for name in ("REDIS_URL", "REDIS_HOST", "COGNITO_USER_POOL_ID"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws_env)
