@@ -103,8 +103,12 @@ def test_scripts_parse(name: str) -> None:
 
 def test_worker_units_start_vllm_and_the_worker_as_designed() -> None:
     text = INSTALL.read_text()
-    assert "vllm serve \\${MODEL} --host 127.0.0.1 --port 8000 --dtype half" in text
-    assert "ExecStart=$prefix/venv/bin/tinyllama worker" in text
+    # T4: no bf16 (--dtype half); no CUDA-graph capture on every wake (--enforce-eager).
+    assert "vllm serve \\${MODEL} --host 127.0.0.1 --port 8000 --dtype half --enforce-eager\n" in text
+    # the worker-only package's console script (no Qt on the GPU instance)
+    (unit,) = re.findall(r"^ExecStart=\$prefix/venv/bin/(\S+)(.*)$", text.split("tinyllama-worker.service <<UNIT")[1],
+                         flags=re.M)[:1]
+    assert unit == ("tinyllama-worker", "")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["tinyllama"] == "desktop.cli:main"
     from backend.entrypoints.commands import build_parser

@@ -17,6 +17,7 @@ import re
 import urllib.parse
 import uuid
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -29,8 +30,7 @@ PLACEHOLDER = "moto-has-no-model:"
 # What must survive the filter: the parts the issue names (bucket, roles, function, VPC,
 # instance, log groups, dashboard, parameters) are really created.
 MUST_DEPLOY = {
-    "mvp.yaml": {"DataBucket", "LambdaRole", "RouterFunction", "RouterLogGroup", "BuildRole",
-                 "ApiInvokePermission"},
+    "mvp.yaml": {"DataBucket", "LambdaRole", "RouterFunction", "RouterLogGroup", "ApiInvokePermission"},
     "stack.yaml": {"Vpc", "PrivateSubnetA", "PrivateSubnetB", "DataBucket", "RouterRole", "RouterFunction",
                    "WorkerRole", "WorkerInstanceProfile", "WorkerLaunchTemplate", "WorkerInstance",
                    "RouterLogGroup", "WorkerLogGroup", "Dashboard", "NatInstance", "S3GatewayEndpoint",
@@ -143,8 +143,10 @@ def dependencies_first(resources: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def aws(aws_env: str) -> dict[str, Any]:  # noqa: F811
-    """boto3 clients on moto, and a code bucket holding a router zip."""
+def aws(aws_env: str) -> Iterator[dict[str, Any]]:  # noqa: F811
+    """boto3 clients on moto, and a code bucket holding a router zip. MVP stacks are
+    deleted after the test: the template names its role, bucket and log groups, and
+    moto's server is shared by the session."""
     clients = {name: boto3.client(name, endpoint_url=aws_env) for name in
                ("cloudformation", "s3", "ec2", "ssm", "lambda", "iam", "logs", "cloudwatch")}
     bucket = f"code-{uuid.uuid4().hex[:12]}"
@@ -153,15 +155,19 @@ def aws(aws_env: str) -> dict[str, Any]:  # noqa: F811
     with zipfile.ZipFile(buf, "w") as archive:
         archive.writestr("backend/entrypoints/router.py", "def handler(event, context):\n    return {}\n")
     clients["s3"].put_object(Bucket=bucket, Key="tinyllama/router.zip", Body=buf.getvalue())
-    return {**clients, "code_bucket": bucket}
+    stacks: list[str] = []
+    yield {**clients, "code_bucket": bucket, "stacks": stacks}
+    for name in stacks:
+        clients["cloudformation"].delete_stack(StackName=name)
 
 
 def role_policy(aws: dict[str, Any], role: str, name: str) -> dict[str, Any]:
     doc = aws["iam"].get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-    if isinstance(doc, dict):
-        return doc
-    # moto's CloudFormation stores an inline policy as Python's repr of the dict
-    return ast.literal_eval(urllib.parse.unquote(doc))
+    if not isinstance(doc, dict):
+        # moto's CloudFormation stores an inline policy as Python's repr of the dict
+        doc = ast.literal_eval(urllib.parse.unquote(doc))
+    # moto leaves an Fn::If's AWS::NoValue in a list as null; CloudFormation drops it
+    return {**doc, "Statement": [s for s in doc["Statement"] if s is not None]}
 
 
 def deploy(aws: dict[str, Any], name: str, parameters: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -174,6 +180,8 @@ def deploy(aws: dict[str, Any], name: str, parameters: dict[str, str]) -> tuple[
     assert MUST_DEPLOY[name] <= set(template["Resources"]), MUST_DEPLOY[name] - set(template["Resources"])
     stack_name = f"t{uuid.uuid4().hex[:10]}"
     cf = aws["cloudformation"]
+    if name == "mvp.yaml":  # deployed twice; moto cannot delete the full stack's VPC
+        aws["stacks"].append(stack_name)
     cf.create_stack(StackName=stack_name, TemplateBody=json.dumps(template),
                     Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
                     Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"])
@@ -187,8 +195,8 @@ def deploy(aws: dict[str, Any], name: str, parameters: dict[str, str]) -> tuple[
 
 
 def test_mvp_stack(aws: dict[str, Any]) -> None:
-    info, outputs = deploy(aws, "mvp.yaml", {"CodeS3Bucket": aws["code_bucket"], "AlertEmail": "me@example.com",
-                                             "SourceRepositoryUrl": "https://github.com/example/tinyllama"})
+    """The defaults: no connection (so no build project) and no prompt log."""
+    info, outputs = deploy(aws, "mvp.yaml", {"CodeS3Bucket": aws["code_bucket"], "AlertEmail": "me@example.com"})
     assert outputs["Region"] == "us-east-1"
     assert outputs["DataBucket"] == "tinyllama-data-123456789012"
     # moto's bucket model applies encryption and tags only; versioning and the public
@@ -202,16 +210,34 @@ def test_mvp_stack(aws: dict[str, Any]) -> None:
         "tinyllama-router", "backend.entrypoints.router.handler", "python3.12")
     assert (fn["MemorySize"], fn["Timeout"]) == (512, 30)
     env = fn["Environment"]["Variables"]
-    assert env["DATA_BUCKET"] == outputs["DataBucket"]
+    assert "DATA_BUCKET" not in env  # StorePrompts defaults to off: POST / is public
     assert fn["Role"].endswith(":role/tinyllama-lambda-role")
 
     policy = role_policy(aws, "tinyllama-lambda-role", "router")
     actions = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert actions == {"logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:PutObject",
-                       "secretsmanager:GetSecretValue"}
+    assert actions == {"logs:CreateLogStream", "logs:PutLogEvents", "secretsmanager:GetSecretValue"}
+    assert "BuildRole" not in info["created"] and outputs["BuildProject"] == "none"
     groups = aws["logs"].describe_log_groups(logGroupNamePrefix="/aws/lambda/tinyllama-router")["logGroups"]
     assert groups[0]["retentionInDays"] == 30
     assert "OpenAiSecret" in info["dropped"] and "HttpApi" in info["dropped"]
+
+
+def test_mvp_stack_with_a_connection_and_the_prompt_log(aws: dict[str, Any]) -> None:
+    connection = "arn:aws:codeconnections:us-east-1:123456789012:connection/0123abcd-0123-4567-89ab-0123456789ab"
+    info, outputs = deploy(aws, "mvp.yaml", {
+        "CodeS3Bucket": aws["code_bucket"], "AlertEmail": "me@example.com", "StorePrompts": "true",
+        "SourceConnectionArn": connection, "SourceRepositoryUrl": "https://github.com/example/tinyllama"})
+    fn = aws["lambda"].get_function(FunctionName=outputs["FunctionName"])["Configuration"]
+    assert fn["Environment"]["Variables"]["DATA_BUCKET"] == outputs["DataBucket"]
+    router = role_policy(aws, "tinyllama-lambda-role", "router")
+    (put,) = [s for s in router["Statement"] if s["Action"] == "s3:PutObject"]
+    assert put["Resource"] == f"arn:aws:s3:::{outputs['DataBucket']}/prompts/*"
+    # the build role exists now, and may use that connection only
+    role = info["created"]["BuildRole"]
+    build = role_policy(aws, role, "ship-router")
+    (grant,) = [s for s in build["Statement"] if "codeconnections:GetConnectionToken" in s["Action"]]
+    assert grant["Resource"] == connection
+    assert "RouterBuild" in info["dropped"]  # moto has no CodeBuild model
 
 
 def test_full_stack(aws: dict[str, Any]) -> None:

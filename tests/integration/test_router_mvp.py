@@ -7,6 +7,7 @@ which this machine lacks); S3 is moto's server.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -21,7 +22,7 @@ BUCKET = "tinyllama-data-router-mvp-test"
 
 
 @pytest.fixture
-def mvp_env(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def mvp_env(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for name in ("REDIS_URL", "REDIS_HOST", "COGNITO_USER_POOL_ID"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws_env)
@@ -79,3 +80,32 @@ def test_unreadable_openai_key_still_echoes(mvp_env: str, monkeypatch: pytest.Mo
     assert result["statusCode"] == 200
     body = json.loads(result["body"])
     assert body["echo"] == "still here" and body["openai_key"] == "unavailable"
+
+
+def _stored_keys(endpoint: str) -> list[str]:
+    listing = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=BUCKET, Prefix="prompts/")
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def test_oversize_body_is_refused_with_413_and_not_stored(mvp_env: str) -> None:
+    before = _stored_keys(mvp_env)
+    body = b"x" * (256 * 1024 + 1)
+    result = router.handler(make_event("POST", "/", {"Content-Type": "text/plain"}, body, None, "127.0.0.1"), None)
+    assert result["statusCode"] == 413
+    assert json.loads(result["body"])["error"]["code"] == "payload_too_large"
+    assert _stored_keys(mvp_env) == before
+    # the limit is the contract's: one byte less is echoed (and stored)
+    ok = router.handler(make_event("POST", "/", {}, body[:-1], None, "127.0.0.1"), None)
+    assert ok["statusCode"] == 200 and len(_stored_keys(mvp_env)) == len(before) + 1
+
+
+def test_without_storage_the_echo_writes_nothing(mvp_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mvp.yaml's default (StorePrompts=false) leaves DATA_BUCKET unset."""
+    monkeypatch.delenv("DATA_BUCKET")
+    router._app_from_env.cache_clear()
+    before = _stored_keys(mvp_env)
+    result = router.handler(make_event("POST", "/", {}, b"not kept", None, "127.0.0.1"), None)
+    assert result["statusCode"] == 200
+    body = json.loads(result["body"])
+    assert body["echo"] == "not kept" and "stored" not in body
+    assert _stored_keys(mvp_env) == before
