@@ -73,6 +73,9 @@ class AccountPage(QWizardPage):
         actions.addButton(self.delete)
         self.deploy.setChecked(True)
         self.check_button = QPushButton("Check")
+        self.preview_button = QPushButton("Options and costs first →")
+        self.preview_button.setObjectName("preview")
+        self.preview_button.setToolTip("See every option and what the stack costs idle, without credentials.")
         self.result = QLabel("")
         self.result.setObjectName("identity")
         self.result.setWordWrap(True)
@@ -106,6 +109,11 @@ class AccountPage(QWizardPage):
         row.addWidget(self.check_button)
         row.addWidget(self.result, 1)
         layout.addLayout(row)
+        preview = QHBoxLayout()
+        preview.addWidget(QLabel("No credentials at hand?"))
+        preview.addWidget(self.preview_button)
+        preview.addStretch(1)
+        layout.addLayout(preview)
         layout.addStretch(1)
         note = QLabel("Typed keys are used for this session only and never saved. The identity needs rights "
                       "to CloudFormation, S3, IAM, EC2 and the services the stack creates.")
@@ -114,6 +122,7 @@ class AccountPage(QWizardPage):
         layout.addWidget(note)
 
         self.check_button.clicked.connect(self.check)
+        self.preview_button.clicked.connect(self.preview)
         for w in (self.access_key, self.secret_key, self.session_token, self.stack_name):
             w.textChanged.connect(self._changed)
         self.profile.currentTextChanged.connect(self._changed)
@@ -121,6 +130,13 @@ class AccountPage(QWizardPage):
         self.use_profile.toggled.connect(self._changed)
         self.delete.toggled.connect(self._changed)
         self._changed()
+
+    def preview(self) -> None:
+        """Go on to Options without a check: it shows the options and the idle cost, and
+        waits for a checked account before deploying."""
+        wizard = self.wizard()
+        if wizard is not None:
+            wizard.next()
 
     def _key(self) -> tuple[str, ...]:
         return (str(self.use_profile.isChecked()), self.profile.currentText(), self.access_key.text(),
@@ -133,6 +149,7 @@ class AccountPage(QWizardPage):
             w.setEnabled(keys)
         self.profile.setEnabled(not keys and self.profile.count() > 0)
         self.ctx.action = "delete" if self.delete.isChecked() else "deploy"
+        self.preview_button.setEnabled(not self.delete.isChecked())
         if self._checked_key is not None and self._checked_key != self._key():
             self._checked_key = None
             self.result.setText("Changed: check again.")
@@ -199,6 +216,9 @@ class AccountPage(QWizardPage):
         ctx.existing_parameters = {p["ParameterKey"]: str(p.get("ParameterValue", ""))
                                    for p in (existing or {}).get("Parameters", [])}
         ctx.profile, ctx.region, ctx.stack_name = profile, key[5], key[6]
+        if profile:  # remembered for the next wizard and the cost panel; a name, never a key
+            ctx.settings.set("aws.aws_profile", profile)
+            ctx.settings.save()
         if ctx.action == "delete" and not status:
             self._show_error(f"Signed in as {who.arn}, but there is no stack {ctx.stack_name} in {ctx.region} "
                              "to delete.")
