@@ -92,10 +92,11 @@ def image_choices(images: list[WorkerImage]) -> list[ImageChoice]:
     for image in images:
         day = image.created[:10]
         if image.parameter:
-            choices.append(ImageChoice(f"Baked {image.name} ({day}, {image.image_id})", image.parameter,
-                                       BAKED_FIRST_WAKE, f"from pipeline {image.pipeline}, via {image.parameter}"))
+            # Short, so the first-wake time beside it stays visible; the name is in the tooltip.
+            choices.append(ImageChoice(f"Baked {day} ({image.image_id})", image.parameter, BAKED_FIRST_WAKE,
+                                       f"{image.name}, from pipeline {image.pipeline}, via {image.parameter}"))
         else:
             choices.append(ImageChoice(
-                f"Baked {image.name} ({day}, {image.image_id}) — older", None, BAKED_FIRST_WAKE,
-                f"the stack takes an image through an SSM parameter, and {BAKED_IMAGE_PARAMETER} holds a newer one"))
+                f"Baked {day} ({image.image_id}), older", None, BAKED_FIRST_WAKE,
+                f"{image.name}: the stack takes an image through an SSM parameter, and {BAKED_IMAGE_PARAMETER} holds a newer one"))
     return [*choices, STOCK_CHOICE]
