@@ -98,5 +98,6 @@ def image_choices(images: list[WorkerImage]) -> list[ImageChoice]:
         else:
             choices.append(ImageChoice(
                 f"Baked {day} ({image.image_id}), older", None, BAKED_FIRST_WAKE,
-                f"{image.name}: the stack takes an image through an SSM parameter, and {BAKED_IMAGE_PARAMETER} holds a newer one"))
+                f"{image.name}: the stack takes an image through an SSM parameter, "
+                f"and {BAKED_IMAGE_PARAMETER} holds a newer one"))
     return [*choices, STOCK_CHOICE]

@@ -22,21 +22,12 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.deploy_options import STACK_NAME
+from desktop.services.aws_profiles import available_profiles
 from desktop.services.deployer import DeployError, StackDeployer
 from desktop.views.wizard.context import WizardContext, make_session
 
 REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "eu-north-1", "ap-northeast-1",
            "ap-southeast-2")
-
-
-def available_profiles() -> list[str]:
-    """Profiles from ~/.aws/config and ~/.aws/credentials."""
-    import boto3
-
-    try:
-        return sorted(boto3.session.Session().available_profiles)
-    except Exception:  # a damaged config file: offer typed keys instead
-        return []
 
 
 class AccountPage(QWizardPage):
