@@ -72,3 +72,21 @@ def test_pick_a_profile_and_the_panel_follows(qtbot: Any, aws_files: str, runner
     qtbot.waitUntil(lambda: panel.snapshot is not None and not panel._busy, timeout=10000)
     assert panel.total.text().startswith("Month to date: $") and not panel.errors.text()
     assert Settings(settings_file).get("aws.aws_profile") == "alpha"
+
+
+def test_the_wizards_profile_is_remembered_for_the_panel(qtbot: Any, aws_files: str, runner: Runner,
+                                                        tmp_path: Path) -> None:
+    from desktop.services.deployer import StackDeployer
+    from desktop.views.wizard import DeployWizard, WizardContext
+
+    settings_file = tmp_path / "config" / "settings.json"
+    ctx = WizardContext(Settings(settings_file), runner,
+                        deployer_factory=lambda session, region: StackDeployer(session=session, region=region))
+    wizard = DeployWizard(ctx)  # the profiles come from the AWS config files
+    qtbot.addWidget(wizard)
+    page = wizard.account_page
+    assert [page.profile.itemText(i) for i in range(page.profile.count())] == ["alpha", "nokeys"]
+    page.profile.setCurrentText("alpha")
+    page.check_button.click()
+    qtbot.waitUntil(page.isComplete, timeout=10000)
+    assert Settings(settings_file).get("aws.aws_profile") == "alpha"  # the cost panel opens on it

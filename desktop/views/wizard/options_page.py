@@ -85,7 +85,7 @@ class OptionsPage(QWizardPage):
         self.preview_note = QLabel("Preview: nothing here needs AWS. To deploy, go Back and check the account.")
         self.preview_note.setObjectName("preview_note")
         self.preview_note.setWordWrap(True)
-        self.preview_note.setStyleSheet("background: #fff8e1; border: 1px solid #ffca28; padding: 4px;")
+        self.preview_note.setStyleSheet("background: #fff8e1; color: #4e342e; border: 1px solid #ffca28; padding: 4px;")
         self.preview_note.setVisible(False)
 
         form = QFormLayout()
