@@ -58,6 +58,15 @@ PRICES = PriceTable(
     },
 )
 
+def instance_hourly_usd(instance_type: str | None, prices: PriceTable = PRICES) -> float | None:
+    """The on-demand hourly price of an EC2 instance type in `prices`, or None when the table
+    does not list it (the caller keeps its own figure then). Only instance types: the
+    table's other hourly lines (an IPv4 address, an endpoint) are not instances."""
+    if not instance_type or "." not in instance_type:
+        return None
+    return prices.hourly.get(instance_type)
+
+
 # What the full stack creates, by parameter. Kept beside the prices because the wizard
 # needs both; tests check these counts against infra/stack.yaml.
 NAT_INSTANCE_ROOT_GB = 8  # Amazon Linux 2023's smallest root volume

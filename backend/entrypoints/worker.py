@@ -458,14 +458,41 @@ class Worker:
         emf.flush_metrics(raise_on_empty_metrics=True)  # one EMF line on stdout
 
 
-def main_from_env(argv_engine: Engine | None = None) -> int:
-    """`tinyllama worker`: configured by environment variables, as on the GPU instance."""
+def gpu_price_from_env(identity: Callable[[], Any] | None = None) -> float:
+    """The hourly price the worker charges answers at: the type this instance really runs as.
+
+    The template passes GPU_PRICE_PER_HOUR_USD for the *requested* InstanceType, but the
+    router starts FALLBACK_INSTANCE_TYPE (g4dn → g5) when EC2 has no capacity, and the same
+    instance then keeps the fallback type. So on a priced GPU the worker asks IMDS what it
+    runs as and prices that from backend/core/pricing.PRICES (dated, the same list prices
+    as the template's GpuPrice map); the template's figure stays the fallback when IMDS does
+    not answer or the type is not in the table. Without GPU_PRICE_PER_HOUR_USD (the local
+    profile) nothing is priced and IMDS is not asked, so no start-up waits on its timeout.
+    """
+    fixed = os.environ.get("GPU_PRICE_PER_HOUR_USD", "")
+    if not fixed:
+        return 0.0
+    from backend.adapters.imds import instance_identity
+    from backend.core.pricing import instance_hourly_usd
+
+    ident = (identity or instance_identity)()
+    running = getattr(ident, "instance_type", None)
+    price = instance_hourly_usd(running)
+    if price is None:
+        log.info("pricing answers at GPU_PRICE_PER_HOUR_USD=%s (instance type %s not in the table)", fixed, running)
+        return float(fixed)
+    if abs(price - float(fixed)) > 1e-9:
+        log.info("running as %s: answers priced at $%s/h, not the requested type's $%s/h", running, price, fixed)
+    return price
+
+
+def worker_from_env(argv_engine: Engine | None = None) -> Worker:
+    """The worker `tinyllama worker` runs, configured by environment variables."""
     from backend.entrypoints import settings
 
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
     queue = settings.queue_from_env()
     engine = argv_engine or settings.engine_from_env()
-    worker = Worker(
+    return Worker(
         queue,
         engine,
         name=os.environ.get("WORKER_NAME") or None,
@@ -474,9 +501,15 @@ def main_from_env(argv_engine: Engine | None = None) -> int:
         on_idle=settings.idle_action_from_env(),
         claim_idle_s=float(os.environ.get("CLAIM_IDLE_S", "30")),
         heartbeat_s=float(os.environ.get("HEARTBEAT_S", "2")),
-        gpu_price_per_hour_usd=float(os.environ.get("GPU_PRICE_PER_HOUR_USD", "0")),
+        gpu_price_per_hour_usd=gpu_price_from_env(),
         emit_metrics=os.environ.get("EMIT_METRICS", "0") == "1",
     )
+
+
+def main_from_env(argv_engine: Engine | None = None) -> int:
+    """`tinyllama worker`: configured by environment variables, as on the GPU instance."""
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    worker = worker_from_env(argv_engine)
     worker.install_signal_handlers()
     reason = worker.run()
     log.info("worker stopped: %s", reason)

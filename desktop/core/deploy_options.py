@@ -24,6 +24,9 @@ REDIS_MODES = {"elasticache-node": "ElastiCache node (cache.t4g.micro)",
 EGRESS_MODES = {"nat-instance": "NAT instance (t4g.nano, cheapest)", "nat-gateway": "NAT gateway",
                 "endpoints": "VPC endpoints only"}
 DEFAULT_EUR_USD = 1.08
+# The template's own default for ImageParameter (infra/stack.yaml): the public Deep Learning
+# AMI, whose first boot installs vLLM, the worker and the weights.
+STOCK_IMAGE_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 
 
 @dataclass
@@ -42,6 +45,9 @@ class DeployOptions:
     alert_email: str = ""
     model: str = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
     source_repository_url: str = ""
+    # An SSM parameter name holding the worker AMI id (the stack's ImageParameter), always
+    # passed, so an update can also go back from a baked image to the stock one.
+    image_parameter: str = STOCK_IMAGE_PARAMETER
     # An update keeps the stack's dollar amounts until the person edits the budget: going
     # back from dollars to euros and forth again would not always give the same dollars.
     kept_warning_usd: int | None = None
@@ -75,6 +81,9 @@ class DeployOptions:
                 found.append("Model: a Hugging Face id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0")
             if not 40 <= self.root_volume_gib <= 1000:
                 found.append("Volume: 40 to 1000 GiB")
+            if self.egress_mode == "endpoints" and self.image_parameter == STOCK_IMAGE_PARAMETER:
+                # Nothing can be downloaded through endpoints alone: the stock AMI's first boot would hang.
+                found.append("Egress: VPC endpoints only needs a baked image (the stock one downloads vLLM)")
         elif not REPO.match(self.source_repository_url):
             found.append("Source repository: an https:// URL")
         return found
@@ -95,6 +104,7 @@ class DeployOptions:
             "HardCapUsd": str(self.hard_cap_usd),
             "AlertEmail": self.alert_email,
             "Model": self.model,
+            "ImageParameter": self.image_parameter,
         }
 
     def estimate(self) -> pricing.Estimate:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QGridLayout,
     QGroupBox,
@@ -132,12 +133,21 @@ class Snapshot:
     errors: list[str] = field(default_factory=list)
 
 
+DEFAULT_CREDENTIALS = "(default credentials)"
+
+
 class CostPanel(QDialog):
-    """What TinyLlama costs this month. `refresh()` on open and every `tick_ms`."""
+    """What TinyLlama costs this month. `refresh()` on open and every `tick_ms`.
+
+    With `profiles` and `service_for`, a picker switches the AWS profile: the panel builds
+    the new profile's service, calls `profile_chosen` (which remembers it) and refreshes."""
 
     def __init__(self, service: CostService, runner: Runner, *, stack_name: str = "", instance_id: str = "",
                  budget_prefix: str = "", warning_usd: float = 0.0, hard_cap_usd: float = 0.0,
                  prompt_seconds: Callable[[], list[float]] = list, tick_ms: int = TICK_MS,
+                 profiles: list[str] | None = None, profile: str = "",
+                 service_for: Callable[[str], CostService] | None = None,
+                 profile_chosen: Callable[[str], None] = lambda _name: None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("TinyLlama costs")
@@ -148,6 +158,19 @@ class CostPanel(QDialog):
         self.prompt_seconds = prompt_seconds
         self.snapshot: Snapshot | None = None
         self._busy = False
+        self._generation = 0  # bumped on a profile switch: an answer for the old one is dropped
+        self.service_for, self.profile_chosen = service_for, profile_chosen
+        self.profile = QComboBox()
+        self.profile.setObjectName("aws_profile")
+        self.profile.setToolTip("The AWS profile (from ~/.aws) whose account the panel shows. Only its name is "
+                                "saved; the keys stay in ~/.aws.")
+        self.profile.addItem(DEFAULT_CREDENTIALS, "")
+        for name in profiles or []:
+            self.profile.addItem(name, name)
+        if profile and self.profile.findData(profile) < 0:
+            self.profile.addItem(f"{profile} (not in ~/.aws)", profile)
+        self.profile.setCurrentIndex(max(0, self.profile.findData(profile)))
+        self.profile.setEnabled(service_for is not None)
 
         self.total = QLabel("Month to date: …")
         self.total.setObjectName("mtd")
@@ -186,6 +209,10 @@ class CostPanel(QDialog):
         self.services.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.services.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
 
+        pick = QHBoxLayout()
+        pick.addWidget(QLabel("AWS profile"))
+        pick.addWidget(self.profile)
+        pick.addStretch(1)
         head = QHBoxLayout()
         figures = QVBoxLayout()
         figures.addWidget(self.total)
@@ -210,6 +237,7 @@ class CostPanel(QDialog):
         live_layout.addStretch(1)
         lower.addWidget(live_box, 2)
         layout = QVBoxLayout(self)
+        layout.addLayout(pick)
         layout.addLayout(head)
         layout.addWidget(self.guard)
         layout.addWidget(self.errors)
@@ -221,8 +249,21 @@ class CostPanel(QDialog):
         self.timer.setInterval(tick_ms)
         self.timer.timeout.connect(self.refresh)
         self.refresh_button.clicked.connect(lambda: self.refresh(force=True))
+        self.profile.currentIndexChanged.connect(self._profile_changed)
         self.timer.start()
         self.refresh()
+
+    def _profile_changed(self) -> None:
+        if self.service_for is None:
+            return
+        name = str(self.profile.currentData() or "")
+        self.service = self.service_for(name)
+        self.profile_chosen(name)
+        self._generation += 1
+        self.snapshot = None
+        self.total.setText("Month to date: …")
+        self.errors.setText("")
+        self.refresh()  # when one is in flight, its answer is dropped and this refresh follows
 
     def set_guard_refusal(self, text: str) -> None:
         """Show the budget guard's refusal (the API's BudgetExceededError) at the top."""
@@ -234,6 +275,7 @@ class CostPanel(QDialog):
         if self._busy:
             return
         self._busy = True
+        generation = self._generation
         self.refresh_button.setEnabled(False)
         service, stack, instance, prefix = self.service, self.stack_name, self.instance_id, self.budget_prefix
         prompts = self.prompt_seconds()
@@ -262,16 +304,25 @@ class CostPanel(QDialog):
                 snap.live = service.live_estimate(snap.report, snap.estimate, hours, prompts)
             return snap
 
-        self.runner.run(gather, self._show, self._failed)
+        self.runner.run(gather, lambda snap: self._show(snap, generation), lambda exc: self._failed(exc, generation))
 
-    def _failed(self, exc: BaseException) -> None:
+    def _stale(self, generation: int) -> bool:
+        """The answer is for a profile no longer chosen: drop it and ask for the new one."""
         self._busy = False
         self.refresh_button.setEnabled(True)
+        if generation == self._generation:
+            return False
+        self.refresh()
+        return True
+
+    def _failed(self, exc: BaseException, generation: int) -> None:
+        if self._stale(generation):
+            return
         self.errors.setText(str(exc))
 
-    def _show(self, snap: Snapshot) -> None:
-        self._busy = False
-        self.refresh_button.setEnabled(True)
+    def _show(self, snap: Snapshot, generation: int) -> None:
+        if self._stale(generation):
+            return
         self.snapshot = snap
         self.errors.setText("\n".join(snap.errors))
         now = self.service.clock()
@@ -342,24 +393,33 @@ def open_cost_panel(settings: object, runner: Runner, parent: QWidget | None = N
     `clock` (epoch seconds) decides which month "this month" is, for Cost Explorer and for
     the prompts counted from `history`."""
     import boto3
+    from botocore.exceptions import ProfileNotFound
 
     from desktop.core.settings import Settings
+    from desktop.services.aws_profiles import available_profiles
 
     assert isinstance(settings, Settings)
     aws = settings.section("aws")
-    try:
-        session = boto3.session.Session(profile_name=aws["aws_profile"] or None, region_name=aws["region"] or None)
-    except Exception:  # the profile was removed from ~/.aws: the default chain, and its errors in words
-        logging.getLogger(__name__).warning("AWS profile %r not found; using the default credentials",
-                                            aws["aws_profile"])
-        session = boto3.session.Session(region_name=aws["region"] or None)
-    service = CostService(cache_file=cache_file_for(settings.path.parent, aws["aws_profile"]),
-                          session=session, region=aws["region"] or None, clock=clock)
+
+    def service_for(profile: str) -> CostService:
+        try:
+            session = boto3.session.Session(profile_name=profile or None, region_name=aws["region"] or None)
+        except ProfileNotFound:  # removed from ~/.aws: the default chain, and its errors in words
+            logging.getLogger(__name__).warning("AWS profile %r not found; using the default credentials", profile)
+            session = boto3.session.Session(region_name=aws["region"] or None)
+        return CostService(cache_file=cache_file_for(settings.path.parent, profile), session=session,
+                           region=aws["region"] or None, clock=clock)
+
+    def remember(profile: str) -> None:
+        settings.set("aws.aws_profile", profile)  # the name only; keys stay in ~/.aws
+        settings.save()
+
+    service = service_for(aws["aws_profile"])
 
     def prompt_seconds() -> list[float]:
         if history is None:
             return []
-        start = month_start(service.clock())
+        start = month_start(clock())
         seconds = []
         for conv in history.conversations():  # type: ignore[attr-defined]
             for msg in history.messages(conv.id):  # type: ignore[attr-defined]
@@ -369,4 +429,6 @@ def open_cost_panel(settings: object, runner: Runner, parent: QWidget | None = N
 
     return CostPanel(service, runner, stack_name=aws["stack_name"], instance_id=aws["instance_id"],
                      budget_prefix=aws["budget_name"] or aws["stack_name"], warning_usd=float(aws["warning_usd"]),
-                     hard_cap_usd=float(aws["hard_cap_usd"]), prompt_seconds=prompt_seconds, parent=parent)
+                     hard_cap_usd=float(aws["hard_cap_usd"]), prompt_seconds=prompt_seconds,
+                     profiles=available_profiles(), profile=aws["aws_profile"], service_for=service_for,
+                     profile_chosen=remember, parent=parent)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from desktop.services import artifacts
-from desktop.services.deployer import DeployError
+from desktop.services.deploy.errors import DeployError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.deploy_options import STACK_NAME
+from desktop.services.aws_profiles import available_profiles
 from desktop.services.deploy import flow
 from desktop.services.deploy.errors import translate
 from desktop.services.deploy.stack import StackDeployer
@@ -30,16 +31,6 @@ from desktop.views.wizard.context import WizardContext, in_words, make_session
 
 REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "eu-north-1", "ap-northeast-1",
            "ap-southeast-2")
-
-
-def available_profiles() -> list[str]:
-    """Profiles from ~/.aws/config and ~/.aws/credentials."""
-    import boto3
-
-    try:
-        return sorted(boto3.session.Session().available_profiles)
-    except Exception:  # a damaged config file: offer typed keys instead
-        return []
 
 
 class AccountPage(QWizardPage):
@@ -76,6 +67,9 @@ class AccountPage(QWizardPage):
         actions.addButton(self.delete)
         self.deploy.setChecked(True)
         self.check_button = QPushButton("Check")
+        self.preview_button = QPushButton("Options and costs first →")
+        self.preview_button.setObjectName("preview")
+        self.preview_button.setToolTip("See every option and what the stack costs idle, without credentials.")
         self.result = QLabel("")
         self.result.setObjectName("identity")
         self.result.setWordWrap(True)
@@ -109,6 +103,11 @@ class AccountPage(QWizardPage):
         row.addWidget(self.check_button)
         row.addWidget(self.result, 1)
         layout.addLayout(row)
+        preview = QHBoxLayout()
+        preview.addWidget(QLabel("No credentials at hand?"))
+        preview.addWidget(self.preview_button)
+        preview.addStretch(1)
+        layout.addLayout(preview)
         layout.addStretch(1)
         note = QLabel("Typed keys are used for this session only and never saved. The identity needs rights "
                       "to CloudFormation, S3, IAM, EC2 and the services the stack creates.")
@@ -117,6 +116,7 @@ class AccountPage(QWizardPage):
         layout.addWidget(note)
 
         self.check_button.clicked.connect(self.check)
+        self.preview_button.clicked.connect(self.preview)
         for w in (self.access_key, self.secret_key, self.session_token, self.stack_name):
             w.textChanged.connect(self._changed)
         self.profile.currentTextChanged.connect(self._changed)
@@ -124,6 +124,13 @@ class AccountPage(QWizardPage):
         self.use_profile.toggled.connect(self._changed)
         self.delete.toggled.connect(self._changed)
         self._changed()
+
+    def preview(self) -> None:
+        """Go on to Options without a check: it shows the options and the idle cost, and
+        waits for a checked account before deploying."""
+        wizard = self.wizard()
+        if wizard is not None:
+            wizard.next()
 
     def _key(self) -> tuple[str, ...]:
         return (str(self.use_profile.isChecked()), self.profile.currentText(), self.access_key.text(),
@@ -136,6 +143,7 @@ class AccountPage(QWizardPage):
             w.setEnabled(keys)
         self.profile.setEnabled(not keys and self.profile.count() > 0)
         self.ctx.action = "delete" if self.delete.isChecked() else "deploy"
+        self.preview_button.setEnabled(not self.delete.isChecked())
         if self._checked_key is not None and self._checked_key != self._key():
             self._checked_key = None
             self.result.setText("Changed: check again.")
@@ -198,6 +206,9 @@ class AccountPage(QWizardPage):
         ctx.session, ctx.deployer, ctx.identity, ctx.existing_status = session, deployer, who, status
         ctx.existing_parameters = found.parameters
         ctx.profile, ctx.region, ctx.stack_name = profile, key[5], key[6]
+        if profile:  # remembered for the next wizard and the cost panel; a name, never a key
+            ctx.settings.set("aws.aws_profile", profile)
+            ctx.settings.save()
         if ctx.action == "delete" and not status:
             self._show_error(f"Signed in as {who.arn}, but there is no stack {ctx.stack_name} in {ctx.region} "
                              "to delete.")

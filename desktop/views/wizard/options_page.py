@@ -1,10 +1,14 @@
 """Wizard page 2: what to deploy, and what it costs while nobody uses it, line by line.
 
 The cost table is backend/core/pricing.py's estimate of the options as they stand; it is
-recomputed on every change, before anything exists.
+recomputed on every change, before anything exists. The page can be seen before any
+credentials are checked (the Account page's "Options and costs first"): everything but
+the image list needs no AWS, and Next waits for a checked account.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -26,15 +30,23 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.deploy_options import EGRESS_MODES, INSTANCE_TYPES, REDIS_MODES, DeployOptions
+from desktop.services.deploy.errors import DeployError
+from desktop.services.images import STOCK_CHOICE, ImageChoice, WorkerImage, image_choices, list_baked_images
 from desktop.views.wizard.context import WizardContext
+
+SIGN_IN_FOR_IMAGES = "Sign in on the Account page to list the images your pipeline baked."
+BAKE_HOW = ("To bake one, deploy infra/pipeline.yaml: Image Builder builds on a g4dn.xlarge "
+            "($0.526/h while it builds) and keeps the image's snapshot ($0.05/GB-month).")
 
 
 class OptionsPage(QWizardPage):
     """The form on the left, the idle-month estimate on the right."""
 
-    def __init__(self, ctx: WizardContext) -> None:
+    def __init__(self, ctx: WizardContext, signed_in: Callable[[], bool] = lambda: True) -> None:
         super().__init__()
         self.ctx = ctx
+        self.signed_in = signed_in  # the Account page's check passed for the values shown there
+        self._images_for: tuple[str, int] | None = None  # (region, id of the session) listed
         self.setTitle("Options")
         self.setSubTitle("The cheap choices are preselected. The estimate on the right is what the stack costs "
                          "per month with zero prompts.")
@@ -63,6 +75,18 @@ class OptionsPage(QWizardPage):
         self.email = QLineEdit(o.alert_email, placeholderText="you@example.com")
         self.model = QLineEdit(o.model)
         self.repo = QLineEdit(placeholderText="https://github.com/you/tinyllama")
+        self.image = QComboBox()
+        self.image.setObjectName("image")
+        self.image_note = QLabel(SIGN_IN_FOR_IMAGES)
+        self.image_note.setObjectName("image_note")
+        self.image_note.setWordWrap(True)
+        self.image_note.setStyleSheet("color: #666;")
+        self._set_choices([STOCK_CHOICE])
+        self.preview_note = QLabel("Preview: nothing here needs AWS. To deploy, go Back and check the account.")
+        self.preview_note.setObjectName("preview_note")
+        self.preview_note.setWordWrap(True)
+        self.preview_note.setStyleSheet("background: #fff8e1; color: #4e342e; border: 1px solid #ffca28; padding: 4px;")
+        self.preview_note.setVisible(False)
 
         form = QFormLayout()
         form.addRow("Template", self.template)
@@ -77,6 +101,8 @@ class OptionsPage(QWizardPage):
         form.addRow("", self.usd)
         form.addRow("Alert e-mail", self.email)
         form.addRow("Model", self.model)
+        form.addRow("Worker image", self.image)
+        form.addRow("", self.image_note)
         form.addRow("Source repository", self.repo)
         self.form = form
         self.problems = QLabel()
@@ -85,6 +111,7 @@ class OptionsPage(QWizardPage):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.preview_note)
         left_layout.addLayout(form)
         left_layout.addWidget(self.problems)
         left_layout.addStretch(1)
@@ -118,7 +145,7 @@ class OptionsPage(QWizardPage):
         layout.addWidget(left, 4)
         layout.addWidget(box, 5)
 
-        for w in (self.template, self.instance_type, self.redis, self.egress):
+        for w in (self.template, self.instance_type, self.redis, self.egress, self.image):
             w.currentIndexChanged.connect(self.update_options)
         self._kept: tuple[int | None, int | None] = (None, None)
         self.volume.valueChanged.connect(self.update_options)
@@ -130,9 +157,17 @@ class OptionsPage(QWizardPage):
         self.update_options()
 
     def initializePage(self) -> None:
-        """Updating a stack starts from the values it has, not from the defaults."""
+        """Updating a stack starts from the values it has, not from the defaults; once an
+        account is checked, its baked images are listed."""
+        signed_in = self.signed_in() and self.ctx.session is not None
+        self.preview_note.setVisible(not signed_in)
+        if signed_in:
+            self._list_images()
+        else:
+            self.image_note.setText(SIGN_IN_FOR_IMAGES)
+        self.completeChanged.emit()
         p = self.ctx.existing_parameters
-        if not p:
+        if not p or not signed_in:
             return
         mvp = "BudgetLimitUsd" in p
         self.template.setCurrentIndex(self.template.findData("mvp" if mvp else "stack"))
@@ -151,6 +186,8 @@ class OptionsPage(QWizardPage):
                     combo.setCurrentIndex(index)
             self.dashboard.setChecked(p.get("CreateDashboard") == "true")
             self.model.setText(p.get("Model", self.model.text()))
+            if p.get("ImageParameter"):
+                self._select_parameter(p["ImageParameter"])
             if p.get("WarningUsd") and p.get("HardCapUsd"):
                 kept = (int(float(p["WarningUsd"])), int(float(p["HardCapUsd"])))
         self.email.setText(p.get("AlertEmail", self.email.text()))
@@ -175,13 +212,14 @@ class OptionsPage(QWizardPage):
             warning_eur=self.warning.value(), hard_cap_eur=self.cap.value(), eur_usd=self.rate.value(),
             alert_email=self.email.text().strip(), model=self.model.text().strip(),
             source_repository_url=self.repo.text().strip(), kept_warning_usd=self._kept[0],
-            kept_hard_cap_usd=self._kept[1])
+            kept_hard_cap_usd=self._kept[1], image_parameter=self._image_parameter())
 
     def update_options(self) -> None:
         """Show only the fields of the chosen template, and price them."""
         o = self.options()
         stack = o.template == "stack"
-        for w in (self.instance_type, self.volume, self.redis, self.egress, self.dashboard, self.model):
+        for w in (self.instance_type, self.volume, self.redis, self.egress, self.dashboard, self.model,
+                  self.image, self.image_note):
             self.form.setRowVisible(w, stack)
         self.form.setRowVisible(self.warning, stack)
         self.form.setRowVisible(self.repo, not stack)
@@ -220,7 +258,69 @@ class OptionsPage(QWizardPage):
                                  "Hover a line for how it is worked out.")
 
     def isComplete(self) -> bool:
-        return not self.options().problems()
+        return self.signed_in() and self.ctx.session is not None and not self.options().problems()
+
+    # -- the worker image ---------------------------------------------------------------
+    def _set_choices(self, choices: list[ImageChoice], keep: str | None = None) -> None:
+        self.image.blockSignals(True)
+        self.image.clear()
+        model = self.image.model()
+        for choice in choices:
+            self.image.addItem(f"{choice.label} — {choice.first_wake}", choice.parameter)
+            row = self.image.count() - 1
+            self.image.setItemData(row, choice.note, Qt.ItemDataRole.ToolTipRole)
+            if choice.parameter is None:  # listed so the person sees it exists, not offered
+                item = model.item(row) if hasattr(model, "item") else None
+                if item is not None:
+                    item.setEnabled(False)
+        self.image.setCurrentIndex(0 if choices[0].parameter else self.image.findData(STOCK_CHOICE.parameter))
+        if keep:
+            self._select_parameter(keep)
+        self.image.blockSignals(False)
+
+    def _select_parameter(self, parameter: str) -> None:
+        index = self.image.findData(parameter)
+        if index < 0:  # the stack's own parameter, not one of ours: keep it as deployed
+            self.image.addItem(f"As deployed now: {parameter}", parameter)
+            index = self.image.count() - 1
+        self.image.setCurrentIndex(index)
+
+    def _image_parameter(self) -> str:
+        data = self.image.currentData()
+        return str(data) if data else str(STOCK_CHOICE.parameter)
+
+    def _list_images(self) -> None:
+        session, region = self.ctx.session, self.ctx.region
+        key = (region, id(session))
+        if self._images_for == key:
+            return
+        self._images_for = key
+        self.image_note.setText(f"Listing the images your pipeline baked in {region}…")
+        self.ctx.runner.run(lambda: list_baked_images(session, region),
+                            lambda images: self._images_listed(key, images), lambda exc: self._images_failed(key, exc))
+
+    def _images_listed(self, key: tuple[str, int], images: list[WorkerImage]) -> None:
+        if key != self._images_for:
+            return  # an answer for an account or region no longer chosen
+        keep = self._image_parameter() if self.ctx.existing_parameters else None
+        self._set_choices(image_choices(images), keep)
+        usable = [i for i in images if i.parameter]
+        if usable:
+            self.image_note.setText(f"{len(images)} baked image(s) in {key[0]}; the newest is preselected.")
+        elif images:
+            self.image_note.setText("Your pipeline's images are here, but /tinyllama/worker-ami does not name one: "
+                                    "run the pipeline again, or use the stock image.")
+        else:
+            self.image_note.setText(f"No baked image in {key[0]} yet: the stock image installs everything on its "
+                                    f"first wake. {BAKE_HOW}")
+        self.update_options()
+
+    def _images_failed(self, key: tuple[str, int], exc: BaseException) -> None:
+        if key != self._images_for:
+            return
+        self._images_for = None  # try again next time the page opens
+        why = str(exc) if isinstance(exc, DeployError) else "the request failed"
+        self.image_note.setText(f"Could not list your baked images ({why}); the stock image is offered.")
 
     def validatePage(self) -> bool:
         self.ctx.options = self.options()

@@ -1,7 +1,9 @@
 """The deploy wizard: Account → Options → Upload → Review → Deploy → Done.
 
-Deleting skips Options and Upload. The wizard owns no AWS code: the pages call the
-Qt-free deployer through the shared runner, so the window stays responsive throughout.
+Deleting skips Options and Upload. "Options and costs first" on the Account page opens
+Options without credentials (the estimate needs no AWS); deploying still needs the check.
+The wizard owns no AWS code: the pages call the Qt-free deployer through the shared
+runner, so the window stays responsive throughout.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class DeployWizard(QWizard):
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
         self.resize(900, 620)
         self.account_page = AccountPage(ctx, profiles)
-        self.options_page = OptionsPage(ctx)
+        self.options_page = OptionsPage(ctx, signed_in=self.account_page.isComplete)
         self.upload_page = UploadPage(ctx)
         self.review_page = ReviewPage(ctx)
         self.deploy_page = DeployPage(ctx)
@@ -48,7 +50,8 @@ class DeployWizard(QWizard):
     def nextId(self) -> int:
         current = self.currentId()
         if current == ACCOUNT:
-            return REVIEW if self.ctx.action == "delete" else OPTIONS
+            # Unchecked, the only way on is the options preview.
+            return REVIEW if self.ctx.action == "delete" and self.account_page.isComplete() else OPTIONS
         if current == DONE:
             return -1
         return current + 1
