@@ -142,8 +142,8 @@ def _missing(template: str, parameters: dict[str, str]) -> list[str]:
     problems = []
     if "AlertEmail" not in parameters:
         problems.append("give -p AlertEmail=you@example.com (budget alerts go there)")
-    if template == "mvp" and "SourceRepositoryUrl" not in parameters:
-        problems.append("give -p SourceRepositoryUrl=https://… (the MVP's build project reads it)")
+    if template == "mvp" and parameters.get("SourceConnectionArn") and not parameters.get("SourceRepositoryUrl"):
+        problems.append("give -p SourceRepositoryUrl=https://… (the build project clones it through the connection)")
     return problems
 
 

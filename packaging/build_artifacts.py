@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "build" / "artifacts"
 MANIFEST = "manifest.json"
 WORKER_DISTRIBUTION = "tinyllama-worker"
-WORKER_SCRIPT = "tinyllama-worker = backend.entrypoints.worker:main_from_env"
+WORKER_SCRIPT = "tinyllama-worker = backend.entrypoints.worker:main"
 # What backend.entrypoints.worker imports at run time on the instance: the queue (redis),
 # the vLLM / OpenAI-compatible engine (openai), the idle stop (boto3), IMDS (requests),
 # metrics and the Redis secret (aws-lambda-powertools). PyJWT is the router's alone.

@@ -514,3 +514,17 @@ def main_from_env(argv_engine: Engine | None = None) -> int:
     reason = worker.run()
     log.info("worker stopped: %s", reason)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`tinyllama-worker` (the GPU instance's package): `--help` explains, anything else runs."""
+    import argparse
+
+    from backend.entrypoints import settings
+
+    argparse.ArgumentParser(
+        prog="tinyllama-worker", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the TinyLlama worker: pull prompts from Redis and answer them with the engine.",
+        epilog="Configured by environment variables, as the GPU instance's worker.env sets them:\n"
+        + (settings.__doc__ or "").split("\n\n")[1]).parse_args(argv)
+    return main_from_env()

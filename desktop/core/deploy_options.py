@@ -17,6 +17,9 @@ from backend.core import pricing
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+$")
 REPO = re.compile(r"^https://[A-Za-z0-9.-]+/[A-Za-z0-9._/-]+$")
+# infra/mvp.yaml's SourceConnectionArn: a CodeConnections (or older CodeStar) connection.
+CONNECTION = re.compile(r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/"
+                        r"[0-9a-f-]{36}$")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 INSTANCE_TYPES = ("g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g5.2xlarge", "g6.xlarge")
 REDIS_MODES = {"elasticache-node": "ElastiCache node (cache.t4g.micro)",
@@ -44,7 +47,12 @@ class DeployOptions:
     eur_usd: float = DEFAULT_EUR_USD
     alert_email: str = ""
     model: str = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+    # MVP: CodeBuild needs a CodeConnections connection to read GitHub; without one the
+    # stack has no build project (infra/mvp.yaml), and the repository is not asked for.
+    source_connection_arn: str = ""
     source_repository_url: str = ""
+    # MVP: `POST /` is public, so keeping each body in S3 is opt-in (infra/NOTES.md prices it).
+    store_prompts: bool = False
     # An SSM parameter name holding the worker AMI id (the stack's ImageParameter), always
     # passed, so an update can also go back from a baked image to the stock one.
     image_parameter: str = STOCK_IMAGE_PARAMETER
@@ -84,15 +92,20 @@ class DeployOptions:
             if self.egress_mode == "endpoints" and self.image_parameter == STOCK_IMAGE_PARAMETER:
                 # Nothing can be downloaded through endpoints alone: the stock AMI's first boot would hang.
                 found.append("Egress: VPC endpoints only needs a baked image (the stock one downloads vLLM)")
-        elif not REPO.match(self.source_repository_url):
-            found.append("Source repository: an https:// URL")
+        elif self.source_connection_arn:
+            if not CONNECTION.match(self.source_connection_arn):
+                found.append("Connection: the ARN of a CodeConnections connection (Developer Tools → Connections)")
+            if not REPO.match(self.source_repository_url):
+                found.append("Source repository: an https:// URL the connection can read")
         return found
 
     def parameters(self) -> dict[str, str]:
         """The stack parameters these options set (the code location is added at upload)."""
         if self.template == "mvp":
             return {"BudgetLimitUsd": str(self.hard_cap_usd), "AlertEmail": self.alert_email,
-                    "SourceRepositoryUrl": self.source_repository_url}
+                    "SourceConnectionArn": self.source_connection_arn,
+                    "SourceRepositoryUrl": self.source_repository_url if self.source_connection_arn else "",
+                    "StorePrompts": "true" if self.store_prompts else "false"}
         return {
             "InstanceType": self.instance_type,
             "RootVolumeGiB": str(self.root_volume_gib),

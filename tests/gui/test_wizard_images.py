@@ -131,3 +131,25 @@ def test_no_pipeline_parameter_offers_only_stock(baked: tuple[str, str, str]) ->
     client("ssm").delete_parameters(Names=[BAKED_IMAGE_PARAMETER])
     choices = image_choices(list_baked_images(session, REGION))
     assert [c.parameter for c in choices if c.parameter] == [STOCK_IMAGE_PARAMETER]
+
+
+def test_the_mvp_asks_for_a_repository_only_with_a_build_connection(qtbot: Any, wizard: DeployWizard) -> None:
+    # Without a CodeConnections connection the MVP has no build project (infra/mvp.yaml), so
+    # nothing about a repository is asked; storing prompts is an explicit choice.
+    wizard.account_page.preview_button.click()
+    options = wizard.options_page
+    options.template.setCurrentIndex(options.template.findData("mvp"))
+    options.email.setText("ada@example.com")
+    assert options.connection.isVisible() and options.store_prompts.isVisible()
+    assert not options.repo.isVisible() and not options.problems.text()
+    assert options.options().parameters()["StorePrompts"] == "false"
+    options.connection.setText("arn:aws:codeconnections:us-east-1:123456789012:connection/"
+                               "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d")
+    assert options.repo.isVisible() and "Source repository" in options.problems.text()
+    options.repo.setText("https://github.com/ada/tinyllama")
+    options.store_prompts.setChecked(True)
+    assert not options.problems.text()
+    parameters = options.options().parameters()
+    assert parameters["SourceRepositoryUrl"] == "https://github.com/ada/tinyllama"
+    assert parameters["StorePrompts"] == "true"
+    save_screenshot(wizard, "wizard_options_mvp.png")

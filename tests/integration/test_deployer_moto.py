@@ -181,7 +181,11 @@ def test_cli_refuses_missing_parameters(endpoint: str, tmp_path: Path, capsys: p
     assert main(["deploy", "--template", "mvp", "--template-file", str(files[1].path), "--router-zip",
                  str(files[0].path), "--direct", "--yes"]) == 2
     out = capsys.readouterr().out
-    assert "AlertEmail" in out and "SourceRepositoryUrl" in out
+    assert "AlertEmail" in out and "SourceRepositoryUrl" not in out  # no connection: no build project
+    assert main(["deploy", "--template", "mvp", "--template-file", str(files[1].path), "--router-zip",
+                 str(files[0].path), "--direct", "--yes", "-p", "AlertEmail=a@example.com",
+                 "-p", "SourceConnectionArn=arn:aws:codeconnections:us-east-1:123456789012:connection/x"]) == 2
+    assert "SourceRepositoryUrl" in capsys.readouterr().out
 
 
 def test_cli_create_then_delete(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],

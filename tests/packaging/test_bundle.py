@@ -8,7 +8,6 @@ Building takes about a minute on two cores; `pytest -m "not bundle"` skips it.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from backend.adapters import compute_local
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_S = 900
@@ -142,10 +142,7 @@ def test_the_worker_is_spawned_from_the_bundle_when_frozen(monkeypatch: pytest.M
 
 
 def test_the_smoke_test_accepts_log_lines_and_nothing_else() -> None:
-    spec = importlib.util.spec_from_file_location("tinyllama_build", ROOT / "packaging" / "build.py")
-    assert spec is not None and spec.loader is not None
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    build = load_script("build")
     stderr = (
         "2026-11-26 03:40:01,123 INFO tinyllama.local: started worker (pid 42)\n"
         "This plugin does not support propagateSizeHints()\n"

@@ -57,7 +57,7 @@ def test_the_worker_wheel_is_the_backend_alone_with_the_workers_dependencies(rel
     assert requires and not [r for r in requires if r.startswith(DESKTOP_ONLY)], requires
     assert {r.split(">")[0] for r in requires} == {"redis", "openai", "boto3", "requests", "aws-lambda-powertools"}
     entry_points = archive.read("tinyllama_worker-0.1.0.dist-info/entry_points.txt").decode()
-    assert "tinyllama-worker = backend.entrypoints.worker:main_from_env" in entry_points
+    assert "tinyllama-worker = backend.entrypoints.worker:main" in entry_points
 
 
 def test_the_manifest_names_every_file_with_its_sha256(release: Path) -> None:
@@ -95,6 +95,10 @@ def test_a_fresh_venv_installs_the_worker_without_qt(release: Path, tmp_path: Pa
              "backend.adapters.compute_ec2, aws_lambda_powertools.metrics, openai; print(w.main_from_env.__name__)")
     proc = subprocess.run([str(python), "-c", smoke], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "main_from_env", proc.stderr[-2000:]
+    # The image bake's test phase runs this (infra/pipeline.yaml): it must explain, not start a worker.
+    helped = subprocess.run([str(env_dir / "bin" / "tinyllama-worker"), "--help"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=60)
+    assert helped.returncode == 0 and "REDIS_URL" in helped.stdout, helped.stderr[-2000:]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ tests/packaging/test_artifacts_build.py."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,21 +14,9 @@ import pytest
 
 from desktop.services import artifacts
 from desktop.services.deploy.errors import DeployError
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_script(name: str):  # type: ignore[no-untyped-def]
-    """A packaging/ script as a module (packaging/ is no package: PyPI's `packaging` owns the name)."""
-    spec = importlib.util.spec_from_file_location(f"tl_{name}", ROOT / "packaging" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT / "packaging"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "packaging"))
-    return module
 
 
 def make_release(folder: Path, version: str | None = None, source: str | None = None) -> Path:

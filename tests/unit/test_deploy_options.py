@@ -3,10 +3,15 @@ parameters each template gets, and the price of the choice."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from backend.core import pricing
 from desktop.core.deploy_options import DeployOptions
+from tests.infra.conftest import INFRA, load_template
+
+CONNECTION_ARN = "arn:aws:codeconnections:us-east-1:123456789012:connection/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 
 
 def test_euros_become_whole_dollars_rounded_down() -> None:
@@ -26,14 +31,28 @@ def test_problems_in_words() -> None:
     o = DeployOptions(alert_email="a@example.com", warning_eur=20, hard_cap_eur=20, model="not a model")
     assert o.problems() == ["The warning must be below the hard cap",
                             "Model: a Hugging Face id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0"]
-    mvp = DeployOptions(template="mvp", alert_email="a@example.com", source_repository_url="http://x/y")
-    assert mvp.problems() == ["Source repository: an https:// URL"]
+    # the MVP deploys without a build project; a connection needs a repository it can read
+    assert DeployOptions(template="mvp", alert_email="a@example.com").problems() == []
+    mvp = DeployOptions(template="mvp", alert_email="a@example.com", source_connection_arn=CONNECTION_ARN,
+                        source_repository_url="http://x/y")
+    assert mvp.problems() == ["Source repository: an https:// URL the connection can read"]
+    mvp = DeployOptions(template="mvp", alert_email="a@example.com", source_connection_arn="arn:aws:iam::1:role/x",
+                        source_repository_url="https://g.com/a/b")
+    assert mvp.problems() == ["Connection: the ARN of a CodeConnections connection (Developer Tools → Connections)"]
 
 
 def test_parameters_per_template() -> None:
     mvp = DeployOptions(template="mvp", alert_email="a@example.com", source_repository_url="https://g.com/a/b")
+    assert mvp.parameters() == {"BudgetLimitUsd": "21", "AlertEmail": "a@example.com", "SourceConnectionArn": "",
+                                "SourceRepositoryUrl": "", "StorePrompts": "false"}  # no connection: no build
+    mvp = DeployOptions(template="mvp", alert_email="a@example.com", source_connection_arn=CONNECTION_ARN,
+                        source_repository_url="https://g.com/a/b", store_prompts=True)
     assert mvp.parameters() == {"BudgetLimitUsd": "21", "AlertEmail": "a@example.com",
-                                "SourceRepositoryUrl": "https://g.com/a/b"}
+                                "SourceConnectionArn": CONNECTION_ARN, "SourceRepositoryUrl": "https://g.com/a/b",
+                                "StorePrompts": "true"}
+    mvp_template = load_template(INFRA / "mvp.yaml")
+    assert set(mvp.parameters()) <= set(mvp_template["Parameters"])
+    assert re.fullmatch(mvp_template["Parameters"]["SourceConnectionArn"]["AllowedPattern"], CONNECTION_ARN)
     stack = DeployOptions(alert_email="a@example.com", dashboard=True).parameters()
     assert stack["CreateDashboard"] == "true" and stack["RedisMode"] == "serverless-valkey"
     assert stack["RootVolumeGiB"] == "60" and stack["EnableBudgetAction"] == "true"

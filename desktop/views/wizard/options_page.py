@@ -74,7 +74,15 @@ class OptionsPage(QWizardPage):
         self.usd = QLabel()
         self.email = QLineEdit(o.alert_email, placeholderText="you@example.com")
         self.model = QLineEdit(o.model)
+        self.connection = QLineEdit(placeholderText="optional: arn:aws:codeconnections:…:connection/…")
+        self.connection.setObjectName("connection")
+        self.connection.setToolTip("A CodeConnections connection to GitHub (AWS console: Developer Tools → "
+                                   "Settings → Connections). Without one the MVP has no build project; "
+                                   "add one later by updating the stack.")
         self.repo = QLineEdit(placeholderText="https://github.com/you/tinyllama")
+        self.store_prompts = QCheckBox("Keep every POST / body in the data bucket (costs S3 requests; the URL "
+                                       "is public)")
+        self.store_prompts.setObjectName("store_prompts")
         self.image = QComboBox()
         self.image.setObjectName("image")
         self.image_note = QLabel(SIGN_IN_FOR_IMAGES)
@@ -103,7 +111,9 @@ class OptionsPage(QWizardPage):
         form.addRow("Model", self.model)
         form.addRow("Worker image", self.image)
         form.addRow("", self.image_note)
+        form.addRow("Build connection", self.connection)
         form.addRow("Source repository", self.repo)
+        form.addRow("", self.store_prompts)
         self.form = form
         self.problems = QLabel()
         self.problems.setWordWrap(True)
@@ -152,8 +162,9 @@ class OptionsPage(QWizardPage):
         for s in (self.warning, self.cap, self.rate):
             s.valueChanged.connect(self._budget_edited)
         self.dashboard.toggled.connect(self.update_options)
-        for e in (self.email, self.model, self.repo):
+        for e in (self.email, self.model, self.repo, self.connection):
             e.textChanged.connect(self.update_options)
+        self.store_prompts.toggled.connect(self.update_options)
         self.update_options()
 
     def initializePage(self) -> None:
@@ -174,7 +185,9 @@ class OptionsPage(QWizardPage):
         rate = self.rate.value()
         kept: tuple[int | None, int | None] = (None, None)
         if mvp:
+            self.connection.setText(p.get("SourceConnectionArn", ""))
             self.repo.setText(p.get("SourceRepositoryUrl", ""))
+            self.store_prompts.setChecked(p.get("StorePrompts") == "true")
             if p.get("BudgetLimitUsd"):
                 kept = (None, int(float(p["BudgetLimitUsd"])))
         else:
@@ -211,7 +224,8 @@ class OptionsPage(QWizardPage):
             egress_mode=str(self.egress.currentData()), dashboard=self.dashboard.isChecked(),
             warning_eur=self.warning.value(), hard_cap_eur=self.cap.value(), eur_usd=self.rate.value(),
             alert_email=self.email.text().strip(), model=self.model.text().strip(),
-            source_repository_url=self.repo.text().strip(), kept_warning_usd=self._kept[0],
+            source_connection_arn=self.connection.text().strip(), source_repository_url=self.repo.text().strip(),
+            store_prompts=self.store_prompts.isChecked(), kept_warning_usd=self._kept[0],
             kept_hard_cap_usd=self._kept[1], image_parameter=self._image_parameter())
 
     def update_options(self) -> None:
@@ -222,7 +236,9 @@ class OptionsPage(QWizardPage):
                   self.image, self.image_note):
             self.form.setRowVisible(w, stack)
         self.form.setRowVisible(self.warning, stack)
-        self.form.setRowVisible(self.repo, not stack)
+        for w in (self.connection, self.store_prompts):
+            self.form.setRowVisible(w, not stack)
+        self.form.setRowVisible(self.repo, not stack and bool(o.source_connection_arn))
         self.cap.setPrefix("")
         how = "as deployed now" if self._kept != (None, None) else "whole dollars, rounded down"
         self.usd.setText(f"= warning ${o.warning_usd}, hard cap ${o.hard_cap_usd} ({how})"
