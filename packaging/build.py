@@ -229,8 +229,8 @@ def smoke_deploy(exe: Path, env: dict[str, str], bundle: Path) -> None:
     try:
         from moto.server import ThreadedMotoServer
 
+        from tests.fixtures.moto_templates import for_moto
         from tests.infra.conftest import INFRA, load_template
-        from tests.infra.test_moto_deploy import for_moto
     except ImportError as exc:
         raise SmokeTestError(f"the deploy smoke test needs the test extra ({exc}): pip install -e '.[test]'") from exc
     import logging

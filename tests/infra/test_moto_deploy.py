@@ -9,11 +9,8 @@ a visible placeholder where they are referenced; everything else deploys as writ
 from __future__ import annotations
 
 import ast
-import copy
 import io
-import ipaddress
 import json
-import re
 import urllib.parse
 import uuid
 import zipfile
@@ -24,9 +21,9 @@ import boto3
 import pytest
 
 from tests.fixtures.aws import aws_env, moto_server  # noqa: F401
+from tests.fixtures.moto_templates import PLACEHOLDER, for_moto
 from tests.infra.conftest import INFRA, load_template
 
-PLACEHOLDER = "moto-has-no-model:"
 # What must survive the filter: the parts the issue names (bucket, roles, function, VPC,
 # instance, log groups, dashboard, parameters) are really created.
 MUST_DEPLOY = {
@@ -36,110 +33,6 @@ MUST_DEPLOY = {
                    "RouterLogGroup", "WorkerLogGroup", "Dashboard", "NatInstance", "S3GatewayEndpoint",
                    "RouterSecurityGroup", "WorkerSecurityGroup", "AlertTopic"},
 }
-
-
-def for_moto(template: dict[str, Any], parameters: dict[str, str]) -> tuple[dict[str, Any], set[str]]:
-    """The template without the resources moto cannot model, and their names.
-
-    moto also lacks Fn::Cidr; it is worked out here with `ipaddress`, as CloudFormation
-    would, from the parameters given (or their defaults).
-    """
-    from moto.cloudformation.parsing import get_model_map
-
-    supported = set(get_model_map())
-    dropped = {name for name, r in template["Resources"].items() if r["Type"] not in supported}
-    given = {k: str(v.get("Default", "")) for k, v in template["Parameters"].items()} | parameters
-
-    def fix(node: Any) -> Any:
-        if isinstance(node, dict):
-            if set(node) == {"Fn::Cidr"}:
-                block, count, bits = node["Fn::Cidr"]
-                block = given[block["Ref"]] if isinstance(block, dict) else block
-                subnets = ipaddress.ip_network(block).subnets(new_prefix=32 - int(bits))
-                return [str(net) for net, _ in zip(subnets, range(int(count)), strict=False)]
-            if set(node) == {"Ref"} and node["Ref"] in dropped:
-                return f"{PLACEHOLDER}{node['Ref']}"
-            if set(node) == {"Fn::GetAtt"} and node["Fn::GetAtt"][0] in dropped:
-                return f"{PLACEHOLDER}{'.'.join(node['Fn::GetAtt'])}"
-            if set(node) == {"Fn::Sub"}:
-                sub = node["Fn::Sub"]
-                text, values = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
-                text = re.sub(r"\$\{([A-Za-z0-9]+)(\.[A-Za-z0-9.]+)?\}",
-                              lambda m: f"{PLACEHOLDER}{m.group(1)}{m.group(2) or ''}"
-                              if m.group(1) in dropped and m.group(1) not in values else m.group(0), text)
-                return {"Fn::Sub": [text, fix(values)] if values else text}
-            return {k: fix(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [fix(v) for v in node]
-        return node
-
-    result = copy.deepcopy(template)
-    result["Resources"] = {}
-    for name, resource in template["Resources"].items():
-        if name in dropped:
-            continue
-        resource = fix(resource)
-        if "DependsOn" in resource:
-            deps = [resource["DependsOn"]] if isinstance(resource["DependsOn"], str) else resource["DependsOn"]
-            kept = [d for d in deps if d not in dropped]
-            resource["DependsOn"] = kept if kept else resource.pop("DependsOn")
-            if not kept:
-                del resource["DependsOn"]
-        result["Resources"][name] = resource
-    result["Outputs"] = fix(template.get("Outputs", {}))
-    for resource in result["Resources"].values():
-        if resource["Type"] == "AWS::EC2::Instance":
-            as_ec2_launches_it(resource, result["Resources"])
-    result["Resources"] = dependencies_first(result["Resources"])
-    return result, dropped
-
-
-def as_ec2_launches_it(instance: dict[str, Any], resources: dict[str, Any]) -> None:
-    """Give moto's Instance model the settings EC2 takes from elsewhere.
-
-    moto reads ImageId, InstanceType, UserData, SubnetId and SecurityGroups from the
-    instance's own properties only; EC2 also takes them from the launch template and from
-    the first network interface.
-    """
-    props = instance["Properties"]
-    template = props.pop("LaunchTemplate", None)
-    if template is not None:
-        data = resources[template["LaunchTemplateId"]["Ref"]]["Properties"]["LaunchTemplateData"]
-        for key in ("ImageId", "InstanceType", "UserData", "NetworkInterfaces"):
-            props.setdefault(key, data.get(key))
-    interface = (props.pop("NetworkInterfaces", None) or [{}])[0]
-    if "SubnetId" in interface:
-        props["SubnetId"] = interface["SubnetId"]
-        props["SecurityGroups"] = interface.get("GroupSet", interface.get("Groups", []))
-
-
-def dependencies_first(resources: dict[str, Any]) -> dict[str, Any]:
-    """Resources ordered so each comes after what it references.
-
-    CloudFormation orders by the dependency graph; moto creates in template order and only
-    a Ref (not a GetAtt) makes it create the target first.
-    """
-    def refs(name: str) -> set[str]:
-        text = json.dumps(resources[name])
-        found = set(re.findall(r'"Ref": "([A-Za-z0-9]+)"', text))
-        found |= set(re.findall(r'"Fn::GetAtt": \["([A-Za-z0-9]+)"', text))
-        found |= set(re.findall(r"\$\{([A-Za-z0-9]+)[.}]", text))
-        deps = resources[name].get("DependsOn", [])
-        found |= {deps} if isinstance(deps, str) else set(deps)
-        return (found & resources.keys()) - {name}
-
-    ordered: dict[str, Any] = {}
-
-    def visit(name: str, path: tuple[str, ...] = ()) -> None:
-        assert name not in path, f"dependency cycle: {(*path, name)}"
-        if name not in ordered:
-            for dep in sorted(refs(name)):
-                visit(dep, (*path, name))
-            ordered[name] = resources[name]
-
-    for name in resources:
-        visit(name)
-    return ordered
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import boto3
 import pytest
 
 from tests.fixtures.aws import aws_env, moto_server  # noqa: F401
+from tests.fixtures.moto_templates import for_moto
 from tests.infra.conftest import INFRA, load_template
-from tests.infra.test_moto_deploy import for_moto
 
 ROOT = Path(__file__).resolve().parents[2]
 DESKTOP_ONLY = ("pyside6", "pycognito", "keyring", "markdown-it-py", "pygments", "platformdirs")
