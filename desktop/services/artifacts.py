@@ -151,6 +151,9 @@ def locate_release(progress: Progress = lambda _text: None, folder: Path | None 
     return Release(folder, manifest or {})
 
 
+LABELS = {"router.zip": "Router package", "worker.whl": "Worker package"}
+
+
 @dataclass
 class Builders:
     """Where each file comes from; swap any for tests.
@@ -187,13 +190,14 @@ def build(template: str, workdir: Path, builders: Builders | None = None,
     def prebuilt(name: str) -> Path:
         nonlocal release
         release = release or builders.release(progress)
-        return release.file(name)
+        path = release.file(name)
+        progress(f"{LABELS[name]} {release.manifest.get('version', '')}: sha256 "
+                 f"{release.manifest['files'][name]['sha256'][:12]}… matches the release")
+        return path
 
-    progress("Checking the router package…")
     files = [Artifact("router.zip", builders.router_zip(workdir) if builders.router_zip else prebuilt("router.zip"),
                       keep_name=False)]
     if template == "stack":
-        progress("Checking the worker package…")
         wheel = builders.worker_wheel(workdir) if builders.worker_wheel else prebuilt("worker.whl")
         files.append(Artifact("worker.whl", wheel))
         files.append(Artifact("install_worker.sh", builders.install_script))

@@ -24,6 +24,7 @@ from typing import Any
 from backend.core import pricing
 from backend.core.pricing import HOURS_PER_MONTH, Estimate
 from desktop.core.errors import AppError
+from desktop.services.deploy.errors import AWS_ERRORS
 
 CACHE_TTL_S = 3600.0
 METRIC = "UnblendedCost"
@@ -188,7 +189,7 @@ class CostService:
             self.ce_requests += 1
             try:
                 answer = self._ce.get_cost_and_usage(**kwargs)
-            except Exception as exc:
+            except AWS_ERRORS as exc:
                 raise CostError(_explain(exc, "Cost Explorer")) from exc
             for period in answer.get("ResultsByTime", []):
                 day = period["TimePeriod"]["Start"]
@@ -243,7 +244,7 @@ class CostService:
                 token = answer.get("NextToken")
                 if not token:
                     break
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             if type(exc).__name__ == "NotFoundException":
                 return []
             raise CostError(_explain(exc, "Budgets")) from exc
@@ -253,7 +254,7 @@ class CostService:
         sts = self._session.client("sts") if self._session is not None else self._client("sts")
         try:
             self.account_id = str(sts.get_caller_identity()["Account"])
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise CostError(_explain(exc, "STS")) from exc
         return self.account_id
 
@@ -267,7 +268,7 @@ class CostService:
             self._ec2 = self._client("ec2")
         try:
             reservations = self._ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise CostError(_explain(exc, "EC2")) from exc
         for reservation in reservations:
             for instance in reservation["Instances"]:
@@ -285,7 +286,7 @@ class CostService:
             self._cfn = self._client("cloudformation")
         try:
             stack = self._cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             raise CostError(_explain(exc, "CloudFormation")) from exc
         params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
         if "BudgetLimitUsd" in params:  # the MVP

@@ -48,6 +48,11 @@ def test_a_fresh_release_is_used_as_it_is(tmp_path: Path) -> None:
     assert paths["worker.whl"] == folder / "tinyllama_worker-0.1.0-py3-none-any.whl"
     assert paths["install_worker.sh"] == artifacts.INSTALL_SCRIPT
     assert not any("Building" in line for line in said)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert said == [f"Router package {manifest['version']}: sha256 {manifest['files']['router.zip']['sha256'][:12]}… "
+                    "matches the release",
+                    f"Worker package {manifest['version']}: sha256 {manifest['files']['worker.whl']['sha256'][:12]}… "
+                    "matches the release"]
 
 
 def test_a_changed_file_is_refused_before_upload(tmp_path: Path) -> None:

@@ -4,11 +4,14 @@ emptying a bucket says what it could not delete."""
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import Stubber
 
 from desktop.services.deploy.bucket import empty_bucket
@@ -97,3 +100,34 @@ def test_emptying_a_bucket_pages_through_versions_and_reports_what_stays() -> No
         with pytest.raises(DeployError, match=r"1 object in data could not be deleted, e\.g\. k9: Access Denied"):
             empty_bucket(s3, "data")
         stubber.assert_no_pending_responses()
+
+
+def test_an_html_error_page_instead_of_aws_is_words_not_a_bug() -> None:
+    # Seen from the app against an endpoint answering 500 with an HTML page (a corporate
+    # proxy does the same): botocore raises ResponseParserError, which is no BotoCoreError.
+    class HtmlErrorPage(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"<!doctype html>\n<title>500 Internal Server Error</title>\n"
+            self.send_response(500)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HtmlErrorPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfn = boto3.client("cloudformation", region_name="us-east-1", aws_access_key_id="x",
+                           aws_secret_access_key="x", endpoint_url=f"http://127.0.0.1:{server.server_port}",
+                           config=Config(retries={"max_attempts": 1}))
+        with pytest.raises(DeployError) as caught:
+            StackDeployer(cfn).describe(ev.STACK)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert caught.value.code == "NotAnAwsAnswer"
+    assert "was not AWS's" in str(caught.value) and "<html" not in str(caught.value)

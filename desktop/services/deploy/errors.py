@@ -1,18 +1,22 @@
 """Botocore failures as `DeployError`s whose message a person can act on.
 
 Only what AWS (or the way to it) can do wrong is translated: `ClientError` (AWS said no),
-`BotoCoreError` (no credentials, no network, an unknown profile) and `WaiterError` (a
-wait ended in failure). Anything else is a bug and travels on as itself.
+`BotoCoreError` (no credentials, no network, an unknown profile), `ResponseParserError`
+(an answer that is not AWS's: a proxy's or a load balancer's HTML error page, an HTTP 5xx
+with no AWS body) and `WaiterError` (a wait ended in failure). Anything else is a bug and
+travels on as itself.
 """
 
 from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.parsers import ResponseParserError
 
 from desktop.core.errors import AppError
 
 # What an AWS call can fail with in a way a person can act on; catch these, nothing wider.
-AWS_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError)
+# ResponseParserError is no BotoCoreError, yet it is the network's doing, not ours.
+AWS_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError, ResponseParserError)
 
 
 class DeployError(AppError):
@@ -45,7 +49,7 @@ def does_not_exist(exc: BaseException) -> bool:
     return isinstance(exc, ClientError) and "does not exist" in error_message(exc)
 
 
-def translate(exc: ClientError | BotoCoreError | WaiterError, doing: str) -> DeployError:
+def translate(exc: ClientError | BotoCoreError | ResponseParserError | WaiterError, doing: str) -> DeployError:
     """A botocore exception as a DeployError that says what to do next."""
     name = type(exc).__name__
     code = error_code(exc)
@@ -59,6 +63,10 @@ def translate(exc: ClientError | BotoCoreError | WaiterError, doing: str) -> Dep
     if name in {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"}:
         return DeployError(f"AWS could not be reached while {doing}: check the network and the region.",
                            code="Network")
+    if isinstance(exc, ResponseParserError):
+        return DeployError(f"The answer while {doing} was not AWS's (an error page from a proxy, or AWS failing): "
+                           "try again, and check the network or proxy if it repeats.",
+                           code="NotAnAwsAnswer")
     if code in {"InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException"}:
         return DeployError(f"AWS does not recognise these credentials ({code}) while {doing}: the access key "
                            "is wrong or was deleted.", code=code)
