@@ -75,7 +75,10 @@ class OwnEventResolver(APIGatewayHttpResolver):
 def _json(status: int, body: Any) -> Response:
     import json
 
-    return Response(status_code=status, content_type=_JSON, body=json.dumps(body))
+    # Per-user, live answers: no cache between the app and the router (CloudFront, a
+    # proxy) may keep one (infra/stack.yaml's ApiCachePolicy relies on it).
+    return Response(status_code=status, content_type=_JSON, body=json.dumps(body),
+                    headers={"Cache-Control": "no-store"})
 
 
 def create_app(service: Any, identity: Identity, mvp: Any = None) -> APIGatewayHttpResolver:

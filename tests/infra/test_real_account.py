@@ -109,13 +109,10 @@ def test_mvp_build_project_clones_through_the_connection_it_may_use() -> None:
 
 # ---------------------------------------------------------------- 2. CloudFront
 
-# Managed policies, from the CloudFront developer guide's tables of managed policies.
-# cache policy -> (min, default, max) TTL
-CACHE_POLICY_TTLS = {"4135ea2d-6df8-44a3-9df3-4b5a84be39ad": (0, 0, 0)}  # CachingDisabled
-# origin request policy -> (forwards Authorization when caching is off, forwards Host);
-# any other policy (or a custom one) cannot forward Authorization at all.
-ORIGIN_REQUEST_POLICIES = {"216adef6-5c7f-47e4-b989-5492eafa07d3": (True, True),  # AllViewer
-                           "b689b0a8-53d0-40ab-baf2-68738e2966ac": (True, False)}  # AllViewerExceptHostHeader
+# origin request policy -> forwards Host; from the CloudFront developer guide's table of
+# managed policies. Authorization must come through the cache policy's key.
+ORIGIN_REQUEST_POLICIES = {"216adef6-5c7f-47e4-b989-5492eafa07d3": True,  # AllViewer
+                           "b689b0a8-53d0-40ab-baf2-68738e2966ac": False}  # AllViewerExceptHostHeader
 
 
 def api_routes() -> list[tuple[str, str]]:
@@ -143,12 +140,15 @@ def test_cloudfront_forwards_authorization_and_caches_nothing(method: str, path:
         "DistributionConfig"]
     behaviour = behaviour_for(config, path.replace("{id}", "0" * 32))
     assert method in behaviour["AllowedMethods"]
-    assert behaviour.get("CachePolicyId") in CACHE_POLICY_TTLS, "a managed cache policy this test knows"
-    assert CACHE_POLICY_TTLS[behaviour["CachePolicyId"]] == (0, 0, 0), "per-user answers: never cached"
-    policy = behaviour.get("OriginRequestPolicyId", "")
-    forwards_auth, forwards_host = ORIGIN_REQUEST_POLICIES.get(policy, (False, False))
-    assert forwards_auth, f"{method} {path} would reach the JWT authorizer without Authorization (401)"
-    assert not forwards_host, "API Gateway answers 403 to CloudFront's Host"
+    resources = resolved(STACK, {"EnableCloudFront": "true"})
+    (name,) = behaviour["CachePolicyId"].values()  # the stack's own policy (a Ref)
+    policy = resources[name]["Properties"]["CachePolicyConfig"]
+    key = policy["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Authorization"]}, (
+        f"{method} {path} would reach the JWT authorizer without Authorization (401)")
+    assert (policy["MinTTL"], policy["DefaultTTL"]) == (0, 0) and policy["MaxTTL"] <= 1, "never cached"
+    assert behaviour["OriginRequestPolicyId"] in ORIGIN_REQUEST_POLICIES
+    assert not ORIGIN_REQUEST_POLICIES[behaviour["OriginRequestPolicyId"]], "API Gateway answers 403 to CloudFront's Host"
     assert "ForwardedValues" not in behaviour  # legacy settings cannot be mixed with policies
 
 

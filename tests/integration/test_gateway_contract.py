@@ -94,6 +94,19 @@ def test_prompt_routes_answer_as_documented(stack: LocalStack) -> None:
     assert call(url, "GET", "/status", "wrong")[0] == 401
 
 
+def test_the_routers_answers_are_never_kept_by_a_cache(stack: LocalStack) -> None:
+    # CloudFront's cache policy (infra/stack.yaml ApiCachePolicy) may keep an answer up to
+    # its MaxTTL unless the origin says no-store: per-user prompts must never be served twice.
+    url, headers = stack.url, {"Authorization": f"Bearer {stack.token}"}
+    posted = requests.post(url + "/prompts", json=PROMPT, headers=headers, timeout=30)
+    rid = posted.json()["request_id"]
+    answers = [posted, requests.get(f"{url}/prompts/{rid}", headers=headers, timeout=30),
+               requests.get(url + "/status", headers=headers, timeout=30),
+               requests.get(url + "/prompts/" + "0" * 32, headers=headers, timeout=30)]
+    assert [(r.status_code, r.headers.get("Cache-Control")) for r in answers] == [
+        (202, "no-store"), (200, "no-store"), (200, "no-store"), (404, "no-store")]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
