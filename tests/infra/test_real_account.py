@@ -148,7 +148,8 @@ def test_cloudfront_forwards_authorization_and_caches_nothing(method: str, path:
         f"{method} {path} would reach the JWT authorizer without Authorization (401)")
     assert (policy["MinTTL"], policy["DefaultTTL"]) == (0, 0) and policy["MaxTTL"] <= 1, "never cached"
     assert behaviour["OriginRequestPolicyId"] in ORIGIN_REQUEST_POLICIES
-    assert not ORIGIN_REQUEST_POLICIES[behaviour["OriginRequestPolicyId"]], "API Gateway answers 403 to CloudFront's Host"
+    forwards_host = ORIGIN_REQUEST_POLICIES[behaviour["OriginRequestPolicyId"]]
+    assert not forwards_host, "API Gateway answers 403 to CloudFront's Host"
     assert "ForwardedValues" not in behaviour  # legacy settings cannot be mixed with policies
 
 
