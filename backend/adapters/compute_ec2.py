@@ -92,11 +92,14 @@ class Ec2Compute:
     def client(self) -> Any:
         if self._client is None:
             import boto3  # lazily: keeps importing this module cheap
-            from botocore.config import Config
+
+            from backend.adapters.aws_endpoints import client_config
 
             # Inside a 30 s API request: botocore's 60 s connect timeout with retries would
             # outlast it when the egress path is down, and the app would see a bare 503.
-            config = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2})
+            # Dual-stack: the router's subnets reach EC2 over IPv6 only (aws_endpoints).
+            config = client_config("ec2", connect_timeout=3, read_timeout=10,
+                                   retries={"mode": "standard", "total_max_attempts": 2})
             self._client = boto3.client("ec2", region_name=self._region, config=config)
         return self._client
 

@@ -51,9 +51,12 @@ class BudgetsSpend:
 def budgets_client() -> Any:
     """A Budgets client that gives up in seconds: the guard runs inside a request (API
     Gateway waits 30 s), and a spend it cannot read only means "unknown", never a stall.
-    botocore's defaults (60 s connect timeout, retried) would outlast the request."""
+    botocore's defaults (60 s connect timeout, retried) would outlast the request.
+    Dual-stack (budgets.us-east-1.api.aws): the router's subnets reach it over IPv6 only."""
     import boto3  # only on this path
-    from botocore.config import Config
 
-    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 2})
+    from backend.adapters.aws_endpoints import client_config
+
+    config = client_config("budgets", connect_timeout=2, read_timeout=5,
+                           retries={"mode": "standard", "total_max_attempts": 2})
     return boto3.client("budgets", config=config)

@@ -44,11 +44,28 @@ def _float(name: str) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
+def secrets_provider() -> Any:
+    """Powertools' Secrets Manager provider, on a client that uses the dual-stack endpoint
+    (backend/adapters/aws_endpoints.py) and gives up in seconds: Redis' token is read
+    inside a request (API Gateway waits 30 s). It is installed as Powertools' default
+    provider, so `get_secret` and `parameters.clear_caches()` work on the same cache."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    provider = DEFAULT_PROVIDERS.get("secrets")
+    if provider is None or not provider.client.meta.config.use_dualstack_endpoint:
+        from backend.adapters.aws_endpoints import client_config
+
+        provider = SecretsProvider(boto_config=client_config(
+            "secretsmanager", connect_timeout=3, read_timeout=5,
+            retries={"mode": "standard", "total_max_attempts": 2}))
+        DEFAULT_PROVIDERS["secrets"] = provider
+    return provider
+
+
 def _secret(name: str) -> str:
     """A Secrets Manager string secret, cached (boto3 is imported only on this path)."""
-    from aws_lambda_powertools.utilities.parameters import get_secret
-
-    return str(get_secret(name, max_age=SECRET_MAX_AGE_S))
+    return str(secrets_provider().get(name, max_age=SECRET_MAX_AGE_S))
 
 
 def redis_url_from_env() -> str | None:

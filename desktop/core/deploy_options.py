@@ -24,8 +24,7 @@ STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 INSTANCE_TYPES = ("g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g5.2xlarge", "g6.xlarge")
 REDIS_MODES = {"elasticache-node": "ElastiCache node (cache.t4g.micro)",
                "serverless-valkey": "ElastiCache Serverless Valkey (cheapest)"}
-EGRESS_MODES = {"nat-instance": "NAT instance (t4g.nano, cheapest)", "nat-gateway": "NAT gateway",
-                "endpoints": "VPC endpoints only"}
+EGRESS_MODES = {"ipv6": "IPv6 out, no NAT (cheapest)", "nat-gateway": "NAT gateway (private IPv4 only)"}
 DEFAULT_EUR_USD = 1.08
 # The template's own default for ImageParameter (infra/stack.yaml): the public Deep Learning
 # AMI, whose first boot installs vLLM, the worker and the weights.
@@ -89,9 +88,6 @@ class DeployOptions:
                 found.append("Model: a Hugging Face id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0")
             if not 40 <= self.root_volume_gib <= 1000:
                 found.append("Volume: 40 to 1000 GiB")
-            if self.egress_mode == "endpoints" and self.image_parameter == STOCK_IMAGE_PARAMETER:
-                # Nothing can be downloaded through endpoints alone: the stock AMI's first boot would hang.
-                found.append("Egress: VPC endpoints only needs a baked image (the stock one downloads vLLM)")
         elif self.source_connection_arn:
             if not CONNECTION.match(self.source_connection_arn):
                 found.append("Connection: the ARN of a CodeConnections connection (Developer Tools → Connections)")

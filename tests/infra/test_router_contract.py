@@ -259,10 +259,3 @@ def test_the_full_stacks_router_role_cannot_write_s3_or_stop_the_gpu() -> None:
     assert "ec2:StartInstances" in actions  # the check below looks at the real policy
     assert not {a for a in actions if a.startswith("s3:")}, actions
     assert "ec2:StopInstances" not in actions
-
-
-def test_with_endpoints_only_the_router_does_not_call_budgets() -> None:
-    """Budgets has no VPC endpoint: with `EgressMode=endpoints` a Budgets call from the
-    router could only time out, taking every /status and wake with it."""
-    value = router_env(STACK)["BUDGET_NAME"]
-    assert value == {"Fn::If": ["UseEndpoints", {"Ref": "AWS::NoValue"}, {"Ref": "Budget"}]}
