@@ -88,14 +88,13 @@ def test_image_component_is_a_valid_document() -> None:
 
 
 def scripts() -> dict[str, str]:
-    nat = STACK["Resources"]["NatInstance"]["Properties"]["UserData"]["Fn::Base64"]
     worker = sub_text(STACK["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
                       ["Fn::Base64"])
-    return {"install_worker.sh": INSTALL.read_text(), "nat user data": nat,
+    return {"install_worker.sh": INSTALL.read_text(),
             "worker user data": re.sub(r"\$\{[A-Za-z:]+\}", "placeholder", worker)}
 
 
-@pytest.mark.parametrize("name", ["install_worker.sh", "nat user data", "worker user data"])
+@pytest.mark.parametrize("name", ["install_worker.sh", "worker user data"])
 def test_scripts_parse(name: str) -> None:
     script = scripts()[name]
     assert script.startswith("#!/bin/bash\n") and "set -euo pipefail" in script
