@@ -450,8 +450,12 @@ class Worker:
             tokens, self._done_tokens = self._done_tokens, 0
         emf = EphemeralMetrics(namespace=METRICS_NAMESPACE)
         emf.add_dimension(name="Worker", value="gpu")
-        emf.add_metric(name="QueueDepth", unit=MetricUnit.Count, value=self.queue.depth())
-        emf.add_metric(name="Inflight", unit=MetricUnit.Count, value=len(self._inflight))
+        depth, inflight = self.queue.depth(), len(self._inflight)
+        emf.add_metric(name="QueueDepth", unit=MetricUnit.Count, value=depth)
+        emf.add_metric(name="Inflight", unit=MetricUnit.Count, value=inflight)
+        # What the 30-minute safety stop reads (infra/stack.yaml IdleStopAlarm): 1 while
+        # anyone is served or waits. One number, so the alarm needs no sum of two series.
+        emf.add_metric(name="Busy", unit=MetricUnit.Count, value=1 if depth or inflight else 0)
         emf.add_metric(name="TokensPerSecond", unit=MetricUnit.CountPerSecond, value=tokens / self.heartbeat_s)
         if latencies:
             emf.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=sum(latencies) / len(latencies))
