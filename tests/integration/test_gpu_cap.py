@@ -46,7 +46,8 @@ def ec2(aws_env: str) -> Any:  # noqa: F811
 def stopped_instance(ec2: Any, instance_type: str = "g4dn.xlarge") -> str:
     """A GPU instance, stopped before the router first looks (as the stack leaves it)."""
     image = ec2.describe_images(Owners=["amazon"], MaxResults=5)["Images"][0]["ImageId"]
-    iid = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType=instance_type)["Instances"][0]["InstanceId"]
+    reply = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType=instance_type)
+    iid = reply["Instances"][0]["InstanceId"]
     ec2.stop_instances(InstanceIds=[iid])
     return iid
 
