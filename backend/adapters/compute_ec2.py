@@ -24,12 +24,15 @@ Behaviour worth knowing:
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 from backend.core.errors import ComputeError
 from backend.core.ports import MachineStatus
+
+log = logging.getLogger("tinyllama.compute")
 
 # EC2 state name -> MachineStatus.state
 _STATES = {
@@ -78,8 +81,12 @@ class Ec2Compute:
         fallback_instance_type: str | None = "g5.xlarge",
         region: str | None = None,
         preferred_instance_type: str | None = None,
+        ledger: Any = None,
     ):
         self.instance_id = instance_id
+        # The GPU ledger (backend.adapters.gpu_ledger.GpuLedger), when this one records
+        # what the instance costs: every start, stop and observed state goes there.
+        self.ledger = ledger
         self.fallback_instance_type = fallback_instance_type
         self.preferred_instance_type = preferred_instance_type
         self._region = region
@@ -194,6 +201,16 @@ class Ec2Compute:
             self._hibernation_supported[instance_type] = supported
         return self._hibernation_supported[instance_type]
 
+    def _record(self, what: str, *args: Any, **kwargs: Any) -> None:
+        """Tell the ledger; a ledger that cannot be written (Redis away) must never keep a
+        GPU from starting or stopping, and the next describe() brings it up to date."""
+        if self.ledger is None:
+            return
+        try:
+            getattr(self.ledger, what)(*args, **kwargs)
+        except Exception as exc:
+            log.warning("GPU ledger not updated (%s): %s", what, exc)
+
     # -- ComputeControl -------------------------------------------------------------------
 
     def describe(self) -> MachineStatus:
@@ -210,6 +227,11 @@ class Ec2Compute:
             since = _reason_time(reason)
             why = instance.get("StateReason", {}).get("Message") or reason
             detail = f"{ec2_state}: {why}" if why else ec2_state
+        launched = instance.get("LaunchTime")
+        # EC2 resets LaunchTime at every start, and writes the stop's time into the reason.
+        self._record("observe", state, instance.get("InstanceType"),
+                     launched_at=launched.timestamp() if isinstance(launched, datetime) else None,
+                     stopped_at=since if state == "stopped" else None)
         return MachineStatus(
             state=state,
             instance_type=instance.get("InstanceType"),
@@ -241,6 +263,7 @@ class Ec2Compute:
 
         try:
             self._call("start_instances", InstanceIds=[self.instance_id])
+            self._record("started", itype)
             return f"starting ({itype})"
         except Ec2ComputeError as exc:
             fallback = self.fallback_instance_type
@@ -265,6 +288,7 @@ class Ec2Compute:
                 f"AWS has no free capacity for {itype} nor {fallback} in "
                 f"{self._region_name()} right now. Try again in a few minutes."
             ) from first_error
+        self._record("started", fallback)  # billed at the fallback's own price
         return f"starting ({fallback}): no {itype} capacity, so the instance fell back to {fallback}"
 
     def _set_type(self, instance_type: str) -> None:
@@ -299,6 +323,7 @@ class Ec2Compute:
             if supported:
                 try:
                     self._call("stop_instances", InstanceIds=[self.instance_id], Hibernate=True)
+                    self._record("stopped")
                     return (
                         f"hibernated ({itype}): memory saved to the root volume, so the model is still loaded on wake"
                     )
@@ -308,4 +333,5 @@ class Ec2Compute:
                     why = f"EC2 refused to hibernate it: {exc.message}"
 
         self._call("stop_instances", InstanceIds=[self.instance_id])
+        self._record("stopped")
         return f"stopped ({itype}; {why}): the volume is kept, the model stays on disk"

@@ -39,6 +39,22 @@ def check_budget(spend_usd: float | None, hard_cap_usd: float | None) -> None:
         )
 
 
+def check_cap(gpu_usd: float, fixed_monthly_usd: float, wake_usd: float, hard_cap_usd: float | None) -> None:
+    """Refuse a wake that would take the month to the hard cap: the GPU's spend so far,
+    the stack's fixed monthly cost (due by the month's end whatever happens) and the least
+    a wake costs (the GPU runs until the worker's idle timeout) — with every figure said."""
+    if hard_cap_usd is None:
+        return
+    projected = gpu_usd + fixed_monthly_usd + wake_usd
+    if projected >= hard_cap_usd:
+        raise BudgetExceeded(
+            f"Waking the GPU would bring this month to ${projected:.2f}, at or over the hard cap "
+            f"(${hard_cap_usd:.2f}): GPU so far ${gpu_usd:.2f}, the stack's fixed monthly cost "
+            f"${fixed_monthly_usd:.2f}, and at least ${wake_usd:.2f} for the wake itself. The GPU "
+            "stays off until the next month starts (1st, 00:00 UTC), unless you raise the hard cap."
+        )
+
+
 def budget_state(spend_usd: float | None, warn_usd: float | None, hard_cap_usd: float | None) -> str:
     """'ok', 'warning' or 'exceeded' (or 'unknown' when spend is not known)."""
     if spend_usd is None:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from backend.core.errors import TinyLlamaError
 from backend.core.jobs import JobStatus
-from backend.core.policies import DEFAULT_WAKE_ETA_S, budget_state, check_budget, wake_eta
+from backend.core.policies import DEFAULT_WAKE_ETA_S, budget_state, check_budget, check_cap, wake_eta
 from backend.core.ports import ComputeControl, ComputeState, MachineStatus, SpendSource
 from backend.core.prompts import PromptRequest, check_context
 
@@ -39,8 +39,21 @@ class Queue(Protocol):
 
 @dataclass(frozen=True)
 class Budget:
+    """The budget guard's figures: the warning and the hard cap (USD a month), the stack's
+    fixed monthly cost (what it costs idle, by backend/core/pricing.py), and the seconds
+    of GPU a wake commits to at least (the worker's idle timeout)."""
+
     warning_usd: float | None = None
     hard_cap_usd: float | None = None
+    fixed_monthly_usd: float = 0.0
+    wake_commit_s: float = 0.0
+
+
+class GpuSpend(Protocol):
+    """The router's own month-to-date GPU spend (`backend.adapters.gpu_ledger.GpuLedger`)."""
+
+    def month_to_date_usd(self) -> float: ...
+    def price(self, instance_type: str) -> float: ...
 
 
 class NoCompute:
@@ -69,8 +82,11 @@ class PromptService:
         default_wake_s: float = DEFAULT_WAKE_ETA_S,
         describe_ttl_s: float = 0.0,
         context_tokens: int | None = None,
+        gpu_spend: GpuSpend | None = None,
     ):
         self.queue = queue
+        # The first line of the hard cap: known at once, where Budgets lags by hours.
+        self.gpu_spend = gpu_spend
         self.compute = compute
         self.spend = spend
         self.budget = budget
@@ -96,12 +112,23 @@ class PromptService:
             return {"request_id": request_id, "status": status, "compute": _short(compute)}
         if compute["state"] in (ComputeState.STOPPED, ComputeState.STOPPING):
             # The guard runs before enqueueing, so a refused prompt leaves nothing behind.
-            check_budget(self._spend(), self.budget.hard_cap_usd)
+            self.check_wake_allowed(compute)
         request_id, created = self.queue.submit(owner, prompt, JobStatus.WAKING)
         if created:
             compute = self.wake(compute)
         job = self.queue.get(owner, request_id)
         return {"request_id": request_id, "status": job["status"], "compute": _short(compute)}
+
+    def check_wake_allowed(self, compute: dict[str, Any]) -> None:
+        """Raise BudgetExceeded when a wake would pass the hard cap: first by the router's
+        own ledger (GPU so far + the fixed month + the wake's least cost), then by AWS
+        Budgets' actual spend (the second line: it lags by hours, but sees everything)."""
+        cap = self.budget.hard_cap_usd
+        if self.gpu_spend is not None and cap is not None:
+            itype = compute.get("instance_type")
+            wake_usd = self.gpu_spend.price(itype) * self.budget.wake_commit_s / 3600.0 if itype else 0.0
+            check_cap(self.gpu_spend.month_to_date_usd(), self.budget.fixed_monthly_usd, wake_usd, cap)
+        check_budget(self._spend(), cap)
 
     def wake(self, compute: dict[str, Any] | None = None) -> dict[str, Any]:
         """Start the machine if it is stopped, recording when the wake began."""
@@ -123,7 +150,7 @@ class PromptService:
             compute = self.compute_status()
             if compute["state"] == ComputeState.STOPPED:
                 try:
-                    check_budget(self._spend(), self.budget.hard_cap_usd)
+                    self.check_wake_allowed(compute)
                     compute = self.wake(compute)
                 except TinyLlamaError as exc:
                     job["error"] = exc.to_body()["error"]
@@ -196,16 +223,26 @@ class PromptService:
         compute = self.compute_status()
         worker = compute.pop("worker")
         spend = self._spend()
+        budget: dict[str, Any] = {
+            "month_to_date_usd": spend,
+            "warning_usd": self.budget.warning_usd,
+            "hard_cap_usd": self.budget.hard_cap_usd,
+        }
+        known = spend
+        if self.gpu_spend is not None:
+            gpu = self.gpu_spend.month_to_date_usd()
+            budget["gpu_month_to_date_usd"] = gpu
+            budget["fixed_monthly_usd"] = self.budget.fixed_monthly_usd
+            # The state follows whichever figure is higher: Budgets lags, the ledger sees
+            # only the GPU and the fixed month.
+            mine = round(gpu + self.budget.fixed_monthly_usd, 2)
+            known = mine if spend is None else max(spend, mine)
+        budget["state"] = budget_state(known, self.budget.warning_usd, self.budget.hard_cap_usd)
         return {
             "compute": compute,
             "worker": worker,
             "queue_depth": self.queue.depth(),
-            "budget": {
-                "state": budget_state(spend, self.budget.warning_usd, self.budget.hard_cap_usd),
-                "month_to_date_usd": spend,
-                "warning_usd": self.budget.warning_usd,
-                "hard_cap_usd": self.budget.hard_cap_usd,
-            },
+            "budget": budget,
         }
 
     def _spend(self) -> float | None:

@@ -174,7 +174,67 @@ def _app_from_env() -> APIGatewayHttpResolver:
     return create_app(settings.service_from_env(), settings.identity_from_env(), settings.mvp_from_env())
 
 
+#: What the stack's monthly schedule sends (infra/stack.yaml, NewMonthSchedule's Input).
+NEW_MONTH_EVENT = {"tinyllama": "new-month"}
+
+
+def new_month(iam: Any = None) -> dict[str, str]:
+    """The budget's new period began: lift the deny-wake policy the budget action may have
+    attached at last month's cap. The router's own ledger needs nothing: it is keyed by
+    month, so the new month starts at $0 of GPU by itself."""
+    from backend.adapters.deny_wake import lift_deny_wake
+
+    role, policy = os.environ.get("ROUTER_ROLE_NAME"), os.environ.get("DENY_WAKE_POLICY_ARN")
+    if not (role and policy):
+        return {"deny_wake": "no budget action in this stack"}
+    return {"deny_wake": lift_deny_wake(role, policy, client=iam)}
+
+
+def custom_resource(event: dict[str, Any], context: Any, iam: Any = None,
+                    put: Any = None) -> dict[str, str]:
+    """The stack's `DenyWakeRelease` custom resource: on Delete, detach the deny-wake
+    policy so CloudFormation can delete the router's role and the policy (it cannot while
+    the budget's policy is attached). Create and Update do nothing. CloudFormation waits
+    for the answer at ResponseURL, so one is sent whatever happens: a failed detach is
+    reported with its reason instead of leaving the stack waiting for an hour."""
+    status, reason = "SUCCESS", "nothing to do"
+    if event.get("RequestType") == "Delete":
+        try:
+            reason = new_month(iam)["deny_wake"]
+        except Exception as exc:
+            log.warning("could not detach the deny-wake policy: %s", exc)
+            status, reason = "FAILED", f"Could not detach the deny-wake policy from the router's role: {exc}"
+    body = {
+        "Status": status,
+        "Reason": reason,
+        "PhysicalResourceId": event.get("PhysicalResourceId") or "deny-wake-release",
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+    }
+    (put or _put_response)(event["ResponseURL"], body)
+    return {"Status": status, "Reason": reason}
+
+
+def _put_response(url: str, body: dict[str, Any]) -> None:
+    """PUT the custom resource's answer to CloudFormation's pre-signed S3 URL (the
+    documented response protocol: JSON, no Content-Type)."""
+    import json
+    import urllib.request
+
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="PUT",
+                                     headers={"Content-Type": "", "Content-Length": str(len(data))})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        answer.read()
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point (`backend.entrypoints.router.handler`)."""
+    """Lambda entry point (`backend.entrypoints.router.handler`): HTTP API events, the
+    monthly schedule's event, and the stack's custom resource."""
     logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    if "RequestType" in event and "ResponseURL" in event:
+        return custom_resource(event, context)
+    if event == NEW_MONTH_EVENT:
+        return new_month()
     return _app_from_env().resolve(event, context)

@@ -11,6 +11,10 @@
 | INSTANCE_ID, FALLBACK_INSTANCE_TYPE | the GPU instance; type to use when g4dn has no capacity |
 | BUDGET_WARNING_USD, BUDGET_HARD_CAP_USD | the budget guard |
 | BUDGET_NAME, ACCOUNT_ID | the AWS Budget whose actual spend the guard reads |
+| FIXED_MONTHLY_USD, STACK_COST_PARAMETERS | the idle month: USD, or the template's parameters (JSON) to price |
+| WAKE_COMMIT_S | seconds of GPU a wake costs at least (the worker's idle timeout) |
+| GPU_PRICE_PER_HOUR_USD | prices a GPU type the price table lacks |
+| ROUTER_ROLE_NAME, DENY_WAKE_POLICY_ARN | the budget's deny-wake policy, lifted each new month and on delete |
 | COGNITO_REGION, COGNITO_USER_POOL_ID, COGNITO_CLIENT_ID | verify tokens in the router too |
 | REQUIRED_SCOPE | scope every route but `POST /` requires |
 | DATA_BUCKET | MVP: store echoed prompts there |
@@ -103,7 +107,7 @@ def queue_from_env() -> RedisQueue:
     )
 
 
-def compute_from_env() -> Any:
+def compute_from_env(ledger: Any = None) -> Any:
     kind = os.environ.get("COMPUTE_KIND", "ec2")
     if kind == "ec2":
         from backend.adapters.compute_ec2 import Ec2Compute
@@ -111,6 +115,7 @@ def compute_from_env() -> Any:
         return Ec2Compute(
             os.environ["INSTANCE_ID"],
             fallback_instance_type=os.environ.get("FALLBACK_INSTANCE_TYPE", "g5.xlarge"),
+            ledger=ledger,
         )
     if kind == "none":
         return NoCompute()
@@ -126,16 +131,52 @@ def spend_from_env(queue: RedisQueue) -> Any:
     return None
 
 
+def fixed_monthly_from_env() -> float:
+    """The stack's idle month in USD: FIXED_MONTHLY_USD, or the deployed parameters
+    (STACK_COST_PARAMETERS, the template's own values as JSON) priced by the same
+    estimator the wizard shows, so the cap and the wizard never disagree."""
+    fixed = _float("FIXED_MONTHLY_USD")
+    if fixed is not None:
+        return fixed
+    raw = os.environ.get("STACK_COST_PARAMETERS")
+    if not raw:
+        return 0.0
+    import json
+
+    from backend.core.pricing import estimate
+
+    try:
+        return estimate(json.loads(raw)).idle_monthly_usd
+    except ValueError as exc:  # a parameter this estimator cannot price: Budgets still guards
+        import logging
+
+        logging.getLogger("tinyllama.router").error("fixed monthly cost unknown (%s); counting $0", exc)
+        return 0.0
+
+
+def ledger_from_env(queue: RedisQueue, clock: Callable[[], float] | None = None) -> Any:
+    """The GPU ledger in the queue's Redis (the router's and the worker's)."""
+    import time
+
+    from backend.adapters.gpu_ledger import GpuLedger
+
+    return GpuLedger(queue.r, queue.key, clock=clock or time.time,
+                     fallback_usd_per_h=_float("GPU_PRICE_PER_HOUR_USD"))
+
+
 def service_from_env() -> PromptService | None:
     """The prompt service, or None on the MVP stack (no Redis configured)."""
     if redis_url_from_env() is None:
         return None
     queue = queue_from_env()
-    budget = Budget(_float("BUDGET_WARNING_USD"), _float("BUDGET_HARD_CAP_USD"))
+    budget = Budget(_float("BUDGET_WARNING_USD"), _float("BUDGET_HARD_CAP_USD"),
+                    fixed_monthly_usd=fixed_monthly_from_env(),
+                    wake_commit_s=_float("WAKE_COMMIT_S") or 0.0)
     context = os.environ.get("MAX_MODEL_LEN")
-    return PromptService(queue, compute_from_env(), spend_from_env(queue), budget,
+    ledger = ledger_from_env(queue) if os.environ.get("COMPUTE_KIND", "ec2") == "ec2" else None
+    return PromptService(queue, compute_from_env(ledger), spend_from_env(queue), budget,
                          describe_ttl_s=float(os.environ.get("DESCRIBE_TTL_S", "2")),
-                         context_tokens=int(context) if context else None)
+                         context_tokens=int(context) if context else None, gpu_spend=ledger)
 
 
 def identity_from_env() -> Any:
@@ -180,8 +221,10 @@ def engine_from_env() -> Any:
     )
 
 
-def idle_action_from_env() -> Callable[[], str] | None:
-    """What the worker does after the idle timeout: stop its EC2 instance, or just exit."""
+def idle_action_from_env(queue: RedisQueue | None = None) -> Callable[[], str] | None:
+    """What the worker does after the idle timeout: stop its EC2 instance, or just exit.
+    With the worker's queue, the stop is written to the GPU ledger at the moment it
+    happens (the router would otherwise learn it from EC2 at its next look)."""
     action = os.environ.get("IDLE_ACTION", "exit")
     if action == "exit":
         return None
@@ -194,7 +237,8 @@ def idle_action_from_env() -> Callable[[], str] | None:
             ident = instance_identity()
             if ident is None:
                 return "not on EC2; nothing to stop"
-            return Ec2Compute(ident.instance_id, region=ident.region).stop()
+            ledger = ledger_from_env(queue) if queue is not None else None
+            return Ec2Compute(ident.instance_id, region=ident.region, ledger=ledger).stop()
 
         return stop_own_instance
     raise RuntimeError(f"IDLE_ACTION={action!r}: use exit or ec2-stop")

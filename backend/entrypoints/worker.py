@@ -450,8 +450,12 @@ class Worker:
             tokens, self._done_tokens = self._done_tokens, 0
         emf = EphemeralMetrics(namespace=METRICS_NAMESPACE)
         emf.add_dimension(name="Worker", value="gpu")
-        emf.add_metric(name="QueueDepth", unit=MetricUnit.Count, value=self.queue.depth())
-        emf.add_metric(name="Inflight", unit=MetricUnit.Count, value=len(self._inflight))
+        depth, inflight = self.queue.depth(), len(self._inflight)
+        emf.add_metric(name="QueueDepth", unit=MetricUnit.Count, value=depth)
+        emf.add_metric(name="Inflight", unit=MetricUnit.Count, value=inflight)
+        # What the 30-minute safety stop reads (infra/stack.yaml IdleStopAlarm): 1 while
+        # anyone is served or waits. One number, so the alarm needs no sum of two series.
+        emf.add_metric(name="Busy", unit=MetricUnit.Count, value=1 if depth or inflight else 0)
         emf.add_metric(name="TokensPerSecond", unit=MetricUnit.CountPerSecond, value=tokens / self.heartbeat_s)
         if latencies:
             emf.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=sum(latencies) / len(latencies))
@@ -498,7 +502,7 @@ def worker_from_env(argv_engine: Engine | None = None) -> Worker:
         name=os.environ.get("WORKER_NAME") or None,
         max_inflight=int(os.environ.get("MAX_INFLIGHT", "32")),
         idle_timeout_s=float(os.environ.get("IDLE_TIMEOUT_S", "900")),
-        on_idle=settings.idle_action_from_env(),
+        on_idle=settings.idle_action_from_env(queue),
         claim_idle_s=float(os.environ.get("CLAIM_IDLE_S", "30")),
         heartbeat_s=float(os.environ.get("HEARTBEAT_S", "2")),
         gpu_price_per_hour_usd=gpu_price_from_env(),

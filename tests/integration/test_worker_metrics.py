@@ -130,8 +130,38 @@ def test_metrics_follow_the_work(queue, capsys: pytest.CaptureFixture[str]) -> N
     assert directive["Dimensions"] == [["Worker"]] and doc["Worker"] == "gpu"
     names = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
     assert names == {"QueueDepth": "Count", "Inflight": "Count", "TokensPerSecond": "Count/Second",
-                     "Latency": "Milliseconds"}
+                     "Latency": "Milliseconds", "Busy": "Count"}
     assert _value(doc, "QueueDepth") == 0
     # Four words were generated in the window that reported them.
     assert sum(_value(d, "TokensPerSecond") for d in seen) * worker.heartbeat_s == pytest.approx(4)
     assert 0 < _value(doc, "Latency") < 10_000
+
+
+def test_busy_is_one_while_a_job_runs_and_zero_once_nothing_waits(queue, capsys: pytest.CaptureFixture[str]) -> None:
+    """The 30-minute safety stop (infra/stack.yaml IdleStopAlarm) reads Busy: it must say 1
+    for a job in flight (a long answer is not idleness) and 0 when all is done."""
+    worker = Worker(queue, EchoEngine(delay_s=0.1), heartbeat_s=0.05, idle_timeout_s=0, emit_metrics=True)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    seen: list[dict] = []
+    try:
+        rid, _ = queue.submit("alice", PromptRequest([{"role": "user", "content": "one two three four five"}]))
+
+        def busy_reported() -> bool:
+            seen.extend(_emf_lines(capsys.readouterr().out))
+            return any(_value(d, "Busy") == 1 and _value(d, "Inflight") == 1 for d in seen)
+
+        wait_until(busy_reported, 10, message="an EMF line with Busy=1 while the job runs")
+        wait_until(lambda: queue.get("alice", rid)["status"] == "done", 10, message="the job")
+        seen.clear()
+
+        def idle_reported() -> bool:
+            seen.extend(_emf_lines(capsys.readouterr().out))
+            return any(_value(d, "Busy") == 0 for d in seen)
+
+        wait_until(idle_reported, 10, message="an EMF line with Busy=0 after the job")
+    finally:
+        worker.request_stop()
+        thread.join(10)
+    for doc in seen:
+        assert _value(doc, "Busy") == (1 if _value(doc, "Inflight") or _value(doc, "QueueDepth") else 0)
