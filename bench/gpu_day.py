@@ -158,7 +158,7 @@ def main() -> None:
     else:
         which = ", ".join(f"{t:.0f} s" for t in meets) or "none of these"
         print(f"  goal billed ÷ in session ≤ {GOAL}: the default {DEFAULT_IDLE_TIMEOUT_S:.0f} s does not meet it;"
-              f" {which} does")
+              f" meeting it: {which}")
 
 
 if __name__ == "__main__":
