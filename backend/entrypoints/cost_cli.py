@@ -31,6 +31,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="start from this parameter set (default: the template's defaults)")
     parser.add_argument("--parameter", "-p", action="append", type=stack_parameter, default=[],
                         metavar="NAME=VALUE", help="override one stack parameter (repeatable)")
+    parser.add_argument("--kept-images", type=int, default=0, metavar="N",
+                        help="baked worker images infra/pipeline.yaml keeps (its KeepImages; 0: the stock image)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
     return parser
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the estimate; 2 with a message when a parameter value is not allowed."""
     parameters = {**pricing.PROFILES[args.profile], **dict(args.parameter)}
     try:
-        result = pricing.estimate(parameters, template=args.template)
+        result = pricing.estimate(parameters, template=args.template, kept_images=args.kept_images)
     except ValueError as exc:
         print(f"cost-estimate: {exc}")
         return 2
@@ -55,4 +57,8 @@ def run(args: argparse.Namespace) -> int:
         }, indent=2))
     else:
         print(pricing.format_estimate(result, f"TinyLlama {args.template}, {args.profile} profile"))
+        goal = pricing.GOALS_USD.get(args.profile)
+        if goal is not None and args.template == "stack":
+            verdict = "within" if result.idle_monthly_usd <= goal else "ABOVE"
+            print(f"Goal for the {args.profile} profile: idle at most ${goal:.2f}/month: {verdict} it")
     return 0

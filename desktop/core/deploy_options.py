@@ -22,8 +22,10 @@ CONNECTION = re.compile(r"^arn:aws[a-z-]*:(codestar-connections|codeconnections)
                         r"[0-9a-f-]{36}$")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 INSTANCE_TYPES = ("g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g5.2xlarge", "g6.xlarge")
-REDIS_MODES = {"elasticache-node": "ElastiCache node (cache.t4g.micro)",
-               "serverless-valkey": "ElastiCache Serverless Valkey (cheapest)"}
+# The wizard's Redis choices, in the template's RedisMode values (cheapest first).
+REDIS_MODES = {"instance": "Redis on a t4g.nano instance (cheapest)",
+               "elasticache-node": "ElastiCache node (cache.t4g.micro, the seed's)",
+               "serverless-valkey": "ElastiCache Serverless Valkey"}
 EGRESS_MODES = {"ipv6": "IPv6 out, no NAT (cheapest)", "nat-gateway": "NAT gateway (private IPv4 only)"}
 DEFAULT_EUR_USD = 1.08
 # The template's own default for ImageParameter (infra/stack.yaml): the public Deep Learning
@@ -37,9 +39,9 @@ class DeployOptions:
 
     template: str = "stack"  # "stack" or "mvp"
     instance_type: str = "g4dn.xlarge"
-    root_volume_gib: int = 60
-    redis_mode: str = "serverless-valkey"
-    egress_mode: str = "nat-instance"
+    root_volume_gib: int = int(pricing.CHEAP_PARAMETERS["RootVolumeGiB"])
+    redis_mode: str = pricing.CHEAP_PARAMETERS["RedisMode"]
+    egress_mode: str = pricing.CHEAP_PARAMETERS["EgressMode"]
     dashboard: bool = False
     warning_eur: float = 15.0
     hard_cap_eur: float = 20.0
@@ -117,7 +119,10 @@ class DeployOptions:
         }
 
     def estimate(self) -> pricing.Estimate:
-        """The idle month and GPU hour of these options (pricing's own figures)."""
+        """The idle month and GPU hour of these options (pricing's own figures). A baked
+        image means the image pipeline, whose kept images' snapshots are priced too."""
         if self.template == "mvp":
             return pricing.estimate(template="mvp")
-        return pricing.estimate({k: v for k, v in self.parameters().items() if k in pricing.DEFAULT_PARAMETERS})
+        kept = 0 if self.image_parameter == STOCK_IMAGE_PARAMETER else pricing.PIPELINE_KEEP_IMAGES
+        return pricing.estimate({k: v for k, v in self.parameters().items() if k in pricing.DEFAULT_PARAMETERS},
+                                kept_images=kept)

@@ -120,10 +120,11 @@ def test_live_estimate_adds_gpu_hours_since_the_fetch(aws_env: str, tmp_path: Pa
     assert hours == pytest.approx(0.5)
     est = pricing.estimate()
     live = service.live_estimate(report, est, hours, prompt_gpu_seconds=[36.0])
-    assert live.gpu_usd_since == pytest.approx(0.5 * 0.526, abs=1e-4)
+    # g4dn.xlarge $0.526/h and its public IPv4 $0.005/h, billed only while it runs
+    assert live.gpu_usd_since == pytest.approx(0.5 * (0.526 + 0.005), abs=1e-4)
     assert live.fixed_usd_since == pytest.approx(est.idle_monthly_usd * 0.5 / 730, abs=1e-4)
     assert live.total_usd == pytest.approx(report.total_usd + live.gpu_usd_since + live.fixed_usd_since, abs=0.01)
-    assert live.per_prompt_usd == [pytest.approx(0.00526, abs=1e-5)]
+    assert live.per_prompt_usd == [pytest.approx(0.00531, abs=1e-5)]
     ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
     assert service.gpu_hours_since(instance["InstanceId"], report.fetched_at) == 0.0
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from backend.core import pricing
-from desktop.core.deploy_options import DeployOptions
+from desktop.core.deploy_options import EGRESS_MODES, REDIS_MODES, DeployOptions
 from tests.infra.conftest import INFRA, load_template
 
 CONNECTION_ARN = "arn:aws:codeconnections:us-east-1:123456789012:connection/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
@@ -54,12 +54,29 @@ def test_parameters_per_template() -> None:
     assert set(mvp.parameters()) <= set(mvp_template["Parameters"])
     assert re.fullmatch(mvp_template["Parameters"]["SourceConnectionArn"]["AllowedPattern"], CONNECTION_ARN)
     stack = DeployOptions(alert_email="a@example.com", dashboard=True).parameters()
-    assert stack["CreateDashboard"] == "true" and stack["RedisMode"] == "serverless-valkey"
-    assert stack["RootVolumeGiB"] == "60" and stack["EnableBudgetAction"] == "true"
+    assert stack["CreateDashboard"] == "true" and stack["RedisMode"] == "instance"
+    assert stack["EgressMode"] == "ipv6" and stack["EnableBudgetAction"] == "true"
+    assert stack["RootVolumeGiB"] == pricing.CHEAP_PARAMETERS["RootVolumeGiB"]
+
+
+def test_the_defaults_are_the_cheap_profile_and_every_choice_is_priced() -> None:
+    o = DeployOptions(alert_email="a@example.com")
+    assert {k: v for k, v in o.parameters().items() if k in pricing.CHEAP_PARAMETERS} == pricing.CHEAP_PARAMETERS
+    assert o.estimate().idle_monthly_usd <= pricing.GOALS_USD["cheap"]
+    assert list(REDIS_MODES) == list(pricing.REDIS_MODES) and list(EGRESS_MODES) == list(pricing.EGRESS_MODES)
+    for redis in REDIS_MODES:
+        for egress in EGRESS_MODES:
+            DeployOptions(redis_mode=redis, egress_mode=egress).estimate()  # no ValueError: every choice is priced
+
+
+def test_a_baked_image_prices_the_snapshots_the_pipeline_keeps() -> None:
+    stock = DeployOptions(alert_email="a@example.com").estimate()
+    baked = DeployOptions(alert_email="a@example.com", image_parameter="/tinyllama/worker-ami").estimate()
+    assert baked.idle_monthly_usd - stock.idle_monthly_usd == pytest.approx(2 * 25 * 0.05, abs=0.005)
 
 
 @pytest.mark.parametrize("changes", [{}, {"redis_mode": "elasticache-node"}, {"instance_type": "g5.xlarge"},
-                                     {"egress_mode": "endpoints", "root_volume_gib": 100}])
+                                     {"egress_mode": "nat-gateway", "root_volume_gib": 100}])
 def test_estimate_is_pricings_own(changes: dict[str, object]) -> None:
     o = DeployOptions(alert_email="a@example.com", **changes)  # type: ignore[arg-type]
     expected = pricing.estimate({k: v for k, v in o.parameters().items() if k in pricing.DEFAULT_PARAMETERS})

@@ -256,11 +256,14 @@ class OptionsPage(QWizardPage):
             self.cost_table.setRowCount(0)
             self.idle_total.setText(str(exc))
             return
-        self.cost_table.setRowCount(len(est.idle_lines))
-        for row, line in enumerate(est.idle_lines):
+        # The same lines as `tinyllama cost-estimate`: the idle month, then what a GPU hour adds.
+        rows = [(line, f"{line.usd:.2f}") for line in est.idle_lines]
+        rows += [(line, f"{line.usd:.4f}/h") for line in est.gpu_hour_lines]
+        self.cost_table.setRowCount(len(rows))
+        for row, (line, text) in enumerate(rows):
             item = QTableWidgetItem(line.item)
             item.setToolTip(line.basis)
-            amount = QTableWidgetItem(f"{line.usd:.2f}")
+            amount = QTableWidgetItem(text)
             amount.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             amount.setToolTip(line.basis)
             self.cost_table.setItem(row, 0, item)
