@@ -175,7 +175,7 @@ def test_deploy_a_new_stack_then_delete_it(qtbot: Any, make_wizard: Any, paths: 
                                                    for r in range(options.cost_table.rowCount())]
     options.redis.setCurrentIndex(options.redis.findData("serverless-valkey"))
     options.instance_type.setCurrentText("g5.xlarge")
-    assert "$1.006 / hour (g5.xlarge)" in options.gpu_hour.text()
+    assert "$1.011 / hour (g5.xlarge)" in options.gpu_hour.text()  # the instance and its public IPv4
     options.warning.setValue(15)
     options.cap.setValue(20)
     options.rate.setValue(1.08)
