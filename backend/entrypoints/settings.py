@@ -130,18 +130,15 @@ def queue_from_env() -> RedisQueue:
     # about half of that cold start's imports.
     from backend.adapters.redis_queue import RedisQueue
 
-    options = {
-        "result_ttl_s": int(os.environ.get("RESULT_TTL_S", "300")),
-        "max_deliveries": int(os.environ.get("MAX_DELIVERIES", "3")),
-    }
+    ttl, deliveries = int(os.environ.get("RESULT_TTL_S", "300")), int(os.environ.get("MAX_DELIVERIES", "3"))
     if not os.environ.get("REDIS_URL") and os.environ.get("REDIS_HOST") and _ca_in_secret():
         if not os.environ.get("REDIS_AUTH_SECRET"):
             raise RuntimeError("REDIS_CA_IN_SECRET=1 needs REDIS_AUTH_SECRET, the secret that holds the CA")
-        return RedisQueue(_connect_verifying_published_ca, **options)
+        return RedisQueue(_connect_verifying_published_ca, result_ttl_s=ttl, max_deliveries=deliveries)
     url = redis_url_from_env()
     if url is None:
         raise RuntimeError("set REDIS_URL, or REDIS_HOST (and REDIS_AUTH_SECRET)")
-    return RedisQueue.from_url(url, **options)
+    return RedisQueue.from_url(url, result_ttl_s=ttl, max_deliveries=deliveries)
 
 
 def compute_from_env() -> Any:

@@ -187,7 +187,9 @@ def test_the_ca_travels_in_the_secret_and_the_router_verifies_it(
         # The same queue object: the cached plain token is read again now the CA is there.
         rid, created = queue.submit("alice", PromptRequest([{"role": "user", "content": "verified"}]))
         assert created and queue.get("alice", rid)["status"] == "queued"
-        kwargs = queue.r.connection_pool.connection_kwargs
+        client = queue.r
+        assert isinstance(client, redis.Redis), "RedisMode=instance is one node, not a cluster"
+        kwargs = client.connection_pool.connection_kwargs
         assert kwargs["ssl_ca_data"] == published["ca"] and kwargs["ssl_check_hostname"] is True
         assert kwargs.get("ssl_cert_reqs", "required") == "required"
     finally:
