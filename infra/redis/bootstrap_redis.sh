@@ -1,8 +1,9 @@
 #!/bin/bash
 # Make this machine the stack's Redis: TLS with a CA of its own, a password, an append-only
-# file. Runs as root at every boot of the RedisMode=instance EC2 instance (its user data is
-# this file, after a few `export` lines: tests/infra/test_redis_instance.py keeps them equal),
-# and in tests against a local redis-server (TL_REDIS_START=none).
+# file. Runs as root on the first boot of the RedisMode=instance EC2 instance (its user data
+# is this file after a few `export` lines; tests/infra/test_redis_profiles.py keeps the two
+# equal), and again by hand after a password rotation; the unit it installs starts Redis
+# at every boot. Tests run it against a local redis-server (TL_REDIS_START=none).
 #
 # Environment:
 #   TL_REDIS_DIR         state kept on the volume: tls/ (CA, server cert), data/ (AOF)
@@ -47,6 +48,7 @@ if [ -z "$server" ]; then
   dnf install -y redis6
   server=$(find_server)
 fi
+command -v openssl >/dev/null || dnf install -y openssl
 # The package's own unit would start a second, plain-text Redis on 6379.
 if [ "$start" = systemd ]; then
   systemctl disable --now redis6.service valkey.service redis.service 2>/dev/null || true
