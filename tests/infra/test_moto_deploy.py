@@ -205,16 +205,28 @@ def test_full_stack(aws: dict[str, Any]) -> None:
 def test_full_stack_with_redis_on_an_instance(aws: dict[str, Any]) -> None:
     """RedisMode=instance (the cheap profile): moto runs the instance (not its user data,
     which tests/integration/test_redis_bootstrap.py runs for real) and wires it in."""
+    # The full stack names its function and log group, and moto cannot delete a full stack
+    # (test_full_stack's stays in this session's moto): make room for a second one, before
+    # and after, whichever runs first.
+    def make_room() -> None:
+        for call, kwargs in ((aws["lambda"].delete_function, {"FunctionName": "tinyllama-router-v2"}),
+                             (aws["logs"].delete_log_group, {"logGroupName": "/aws/lambda/tinyllama-router-v2"})):
+            try:
+                call(**kwargs)
+            except (aws["lambda"].exceptions.ResourceNotFoundException,
+                    aws["logs"].exceptions.ResourceNotFoundException):
+                pass
+
+    make_room()
+    try:
+        check_the_redis_instance_stack(aws)
+    finally:
+        make_room()
+
+
+def check_the_redis_instance_stack(aws: dict[str, Any]) -> None:
     import base64
 
-    # The full stack names its function and log group, and moto cannot delete a full stack
-    # (test_full_stack's stays in this session's moto): make room for a second one.
-    for call, kwargs in ((aws["lambda"].delete_function, {"FunctionName": "tinyllama-router-v2"}),
-                         (aws["logs"].delete_log_group, {"logGroupName": "/aws/lambda/tinyllama-router-v2"})):
-        try:
-            call(**kwargs)
-        except (aws["lambda"].exceptions.ResourceNotFoundException, aws["logs"].exceptions.ResourceNotFoundException):
-            pass
     ami = aws["ec2"].describe_images()["Images"][0]["ImageId"]
     aws["ssm"].put_parameter(Name="/test/worker-ami", Value=ami, Type="String", DataType="aws:ec2:image",
                              Overwrite=True)
