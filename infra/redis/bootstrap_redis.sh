@@ -176,6 +176,8 @@ if [ "$start" = none ]; then
 fi
 id tlredis >/dev/null 2>&1 || useradd --system --home-dir "$dir" --shell /sbin/nologin tlredis
 chown -R tlredis:tlredis "$dir"
+# Redis needs its certificate and key, not the CA's key: that stays root's.
+chown root:root "$tls/ca.key"
 cat > /etc/systemd/system/tinyllama-redis.service <<EOF
 [Unit]
 Description=TinyLlama Redis (TLS, password, append-only file)
