@@ -232,7 +232,7 @@ class RedisQueue:
         return script
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> RedisQueue:
+    def from_url(cls, url: str, *, ca_data: str | None = None, **kwargs: Any) -> RedisQueue:
         """Connect lazily; `rediss://` gives TLS, as ElastiCache in-transit encryption needs.
 
         A `cluster=true` query (`rediss://host:6379/0?cluster=true`; settings.py adds it
@@ -249,6 +249,9 @@ class RedisQueue:
         (https://docs.aws.amazon.com/AmazonElastiCache/latest/red-ug/Clusters.RBAC.html), so a
         password is the `default` user's or a named user's (`rediss://user:password@…`).
         Cluster mode has database 0 only.
+
+        `ca_data` (PEM) is a CA to verify the server with: the RedisMode=instance
+        machine's own (infra/redis/bootstrap_redis.sh).
         """
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -263,6 +266,13 @@ class RedisQueue:
             # ElastiCache's certificates chain to public CAs; a private CA bundle is for
             # self-hosted Redis (and the TLS test).
             options["ssl_ca_certs"] = os.environ["REDIS_CA_CERTS"]
+        if ca_data is not None:
+            if not url.startswith("rediss://"):
+                raise ValueError("a CA certificate is for TLS: use a rediss:// URL")
+            # RedisMode=instance: the Redis made its own CA and published the PEM. redis-py
+            # adds it to the system's CAs (ssl.create_default_context), which sign no
+            # certificate for a private IP address, the name checked here.
+            options["ssl_ca_data"] = ca_data
         # redis-py 6 and later retry a failed command many times (8.x: 10 times, backing off up
         # to 1 s each, ~5 s in all). A request that came while Redis restarted then answered
         # seconds after it was back, and the 503 that says so came as late. Three quick tries

@@ -3,7 +3,9 @@
 | variable | meaning |
 | --- | --- |
 | REDIS_URL | `redis://` or `rediss://` URL (local profile, tests) |
-| REDIS_HOST, REDIS_PORT, REDIS_AUTH_SECRET | ElastiCache: TLS, auth token read from Secrets Manager |
+| REDIS_HOST, REDIS_PORT, REDIS_AUTH_SECRET | TLS; the password from Secrets Manager (plain, or JSON `password`) |
+| REDIS_CA_IN_SECRET | `1` (RedisMode=instance): verify the Redis against the PEM in the secret's JSON `ca` |
+| REDIS_CA_CERTS | a CA bundle file to verify the Redis with (self-hosted Redis, tests) |
 | REDIS_CLUSTER | `1`: the Redis is cluster mode (ElastiCache Serverless): use the cluster client |
 | RESULT_TTL_S | seconds a finished result is kept (300) |
 | MAX_DELIVERIES | deliveries before a job whose worker keeps dying is failed (3) |
@@ -28,6 +30,7 @@ No secret is ever an environment value: the environment names the secret, and Po
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -67,9 +70,27 @@ def secrets_provider() -> Any:
     return provider
 
 
-def _secret(name: str) -> str:
+def _secret(name: str, *, force: bool = False) -> str:
     """A Secrets Manager string secret, cached (boto3 is imported only on this path)."""
-    return str(secrets_provider().get(name, max_age=SECRET_MAX_AGE_S))
+    return str(secrets_provider().get(name, max_age=SECRET_MAX_AGE_S, force_fetch=force))
+
+
+def _redis_secret(name: str, *, force: bool = False) -> tuple[str, str | None]:
+    """The Redis password and, when the Redis publishes one, its CA certificate (PEM).
+
+    CloudFormation generates the secret as a plain token (what ElastiCache's AuthToken
+    takes); the RedisMode=instance machine rewrites it as `{"password": ..., "ca": PEM}`
+    (infra/redis/bootstrap_redis.sh). Both shapes are read here.
+    """
+    raw = _secret(name, force=force)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw, None
+    if isinstance(value, dict) and isinstance(value.get("password"), str):
+        ca = value.get("ca")
+        return value["password"], ca if isinstance(ca, str) and ca.strip() else None
+    return raw, None
 
 
 def redis_url_from_env() -> str | None:
@@ -81,15 +102,48 @@ def redis_url_from_env() -> str | None:
 
 
 def _elasticache_url() -> str | None:
+    """`rediss://` to REDIS_HOST:REDIS_PORT with the password from REDIS_AUTH_SECRET."""
+    return _redis_url_and_ca()[0]
+
+
+def _redis_url_and_ca(*, force: bool = False) -> tuple[str | None, str | None]:
     host = os.environ.get("REDIS_HOST")
     if not host:
-        return None
+        return None, None
     port = os.environ.get("REDIS_PORT", "6379")
     secret = os.environ.get("REDIS_AUTH_SECRET")
     if secret:
-        token = quote(_secret(secret), safe="")
-        return f"rediss://:{token}@{host}:{port}/0"
-    return f"rediss://{host}:{port}/0"
+        password, ca = _redis_secret(secret, force=force)
+        return f"rediss://:{quote(password, safe='')}@{host}:{port}/0", ca
+    return f"rediss://{host}:{port}/0", None
+
+
+def _ca_in_secret() -> bool:
+    return os.environ.get("REDIS_CA_IN_SECRET", "").lower() in ("1", "true", "yes")
+
+
+def _connect_verifying_published_ca() -> Any:
+    """A client for RedisMode=instance: TLS verified against the CA the instance published.
+
+    Called on the queue's first use, not at start-up: right after a deploy the router can
+    run before the instance has written its CA into the secret, and then each request
+    answers 503 (a redis.ConnectionError) and looks again, instead of the cold start failing
+    or (worse) connecting without checking whom it talks to.
+    """
+    import redis
+
+    from backend.adapters.redis_queue import RedisQueue
+
+    url, ca = _redis_url_and_ca()
+    if url is not None and ca is None:
+        # Cached before the instance published it: ask Secrets Manager again.
+        url, ca = _redis_url_and_ca(force=True)
+    if url is None or ca is None:
+        raise redis.ConnectionError(
+            "Redis has not published its TLS certificate yet (the Redis instance is starting, "
+            "or its bootstrap failed: see its console output). Try again in a minute."
+        )
+    return RedisQueue.from_url(url, ca_data=ca).r
 
 
 def queue_from_env() -> RedisQueue:
@@ -97,14 +151,15 @@ def queue_from_env() -> RedisQueue:
     # about half of that cold start's imports.
     from backend.adapters.redis_queue import RedisQueue
 
+    ttl, deliveries = int(os.environ.get("RESULT_TTL_S", "300")), int(os.environ.get("MAX_DELIVERIES", "3"))
+    if not os.environ.get("REDIS_URL") and os.environ.get("REDIS_HOST") and _ca_in_secret():
+        if not os.environ.get("REDIS_AUTH_SECRET"):
+            raise RuntimeError("REDIS_CA_IN_SECRET=1 needs REDIS_AUTH_SECRET, the secret that holds the CA")
+        return RedisQueue(_connect_verifying_published_ca, result_ttl_s=ttl, max_deliveries=deliveries)
     url = redis_url_from_env()
     if url is None:
         raise RuntimeError("set REDIS_URL, or REDIS_HOST (and REDIS_AUTH_SECRET)")
-    return RedisQueue.from_url(
-        url,
-        result_ttl_s=int(os.environ.get("RESULT_TTL_S", "300")),
-        max_deliveries=int(os.environ.get("MAX_DELIVERIES", "3")),
-    )
+    return RedisQueue.from_url(url, result_ttl_s=ttl, max_deliveries=deliveries)
 
 
 def compute_from_env(ledger: Any = None) -> Any:

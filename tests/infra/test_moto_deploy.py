@@ -214,3 +214,72 @@ def test_full_stack(aws: dict[str, Any]) -> None:
     # what moto could not build is named, not silently missing
     assert {"RedisReplicationGroup", "UserPool", "HttpApi", "Budget", "IdleStopAlarm"} <= info["dropped"]
     assert outputs["UserPoolId"].startswith(PLACEHOLDER)
+
+
+def test_full_stack_with_redis_on_an_instance(aws: dict[str, Any]) -> None:
+    """RedisMode=instance (the cheap profile): moto runs the instance (not its user data,
+    which tests/integration/test_redis_bootstrap.py runs for real) and wires it in."""
+    # The full stack names its function and log group, and moto cannot delete a full stack
+    # (test_full_stack's stays in this session's moto): make room for a second one, before
+    # and after, whichever runs first.
+    def make_room() -> None:
+        for call, kwargs in ((aws["lambda"].delete_function, {"FunctionName": "tinyllama-router-v2"}),
+                             (aws["logs"].delete_log_group, {"logGroupName": "/aws/lambda/tinyllama-router-v2"})):
+            try:
+                call(**kwargs)
+            except (aws["lambda"].exceptions.ResourceNotFoundException,
+                    aws["logs"].exceptions.ResourceNotFoundException):
+                pass
+
+    make_room()
+    try:
+        check_the_redis_instance_stack(aws)
+    finally:
+        make_room()
+
+
+def check_the_redis_instance_stack(aws: dict[str, Any]) -> None:
+    import base64
+
+    ami = aws["ec2"].describe_images()["Images"][0]["ImageId"]
+    aws["ssm"].put_parameter(Name="/test/worker-ami", Value=ami, Type="String", DataType="aws:ec2:image",
+                             Overwrite=True)
+    info, _ = deploy(aws, "stack.yaml", {
+        "CodeS3Bucket": aws["code_bucket"], "AlertEmail": "me@example.com", "ImageParameter": "/test/worker-ami",
+        "RedisMode": "instance",
+    })
+    created, ec2 = info["created"], aws["ec2"]
+    assert {"RedisInstance", "RedisInstanceRole", "RedisInstanceProfile",
+            "RedisInstanceSecurityGroup"} <= created.keys()
+    assert not {"RedisReplicationGroup", "ServerlessValkey"} & created.keys()
+
+    (reservation,) = ec2.describe_instances(InstanceIds=[created["RedisInstance"]])["Reservations"]
+    box = reservation["Instances"][0]
+    assert box["InstanceType"] == "t4g.nano" and "KeyName" not in box and "PublicIpAddress" not in box
+    assert box["SubnetId"] == created["PrivateSubnetA"]
+    assert {g["GroupId"] for g in box["SecurityGroups"]} == {created["RedisSecurityGroup"],
+                                                             created["RedisInstanceSecurityGroup"]}
+    assert {t["Key"]: t["Value"] for t in box["Tags"]}["tinyllama:role"] == "redis"
+    user_data = ec2.describe_instance_attribute(InstanceId=box["InstanceId"], Attribute="userData")
+    script = base64.b64decode(user_data["UserData"]["Value"]).decode()
+    assert script.startswith("#!/bin/bash\nexport TL_REDIS_SECRET_ID=")
+    assert (INFRA / "redis" / "bootstrap_redis.sh").read_text().split("\n", 1)[1] in script
+
+    # Only the router's and the worker's security groups reach it, on the Redis port.
+    sg = ec2.describe_security_groups(GroupIds=[created["RedisSecurityGroup"]])["SecurityGroups"][0]
+    sources = {pair["GroupId"] for rule in sg["IpPermissions"] for pair in rule["UserIdGroupPairs"]}
+    assert sources == {created["RouterSecurityGroup"], created["WorkerSecurityGroup"]}
+    assert all(rule["FromPort"] == 6379 and not rule["IpRanges"] for rule in sg["IpPermissions"])
+
+    # The router goes to that instance's private address, verifying the CA it publishes.
+    env = aws["lambda"].get_function(FunctionName="tinyllama-router-v2")["Configuration"]["Environment"]["Variables"]
+    assert (env["REDIS_HOST"], env["REDIS_PORT"]) == (box["PrivateIpAddress"], "6379")
+    assert (env["REDIS_CLUSTER"], env["REDIS_CA_IN_SECRET"]) == ("0", "1")
+    lt = ec2.describe_launch_template_versions(LaunchTemplateId=created["WorkerLaunchTemplate"])
+    worker = base64.b64decode(lt["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"]).decode()
+    assert f"\nREDIS_HOST={box['PrivateIpAddress']}\n" in worker and "\nREDIS_CA_IN_SECRET=1\n" in worker
+
+    role = created["RedisInstanceRole"]
+    (grant,) = role_policy(aws, role, "redis")["Statement"]
+    assert set(grant["Action"]) == {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"}
+    assert "RedisRecoveryAlarm" in info["dropped"]  # moto has no alarm model; test_redis_profiles checks it

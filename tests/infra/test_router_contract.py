@@ -113,12 +113,14 @@ def test_worker_environment_names_are_read_by_the_code() -> None:
 def test_the_serverless_redis_profile_selects_the_cluster_client_for_router_and_worker() -> None:
     # ElastiCache Serverless is cluster mode only: without the cluster client every MOVED is
     # an error (tests/integration/test_queue_cluster.py shows the queue works with it).
-    cluster_only = {"Fn::If": ["UseServerlessValkey", "1", "0"]}
-    assert STACK["Conditions"]["UseServerlessValkey"] == {"Fn::Equals": [{"Ref": "RedisMode"}, "serverless-valkey"]}
-    assert router_env(STACK)["REDIS_CLUSTER"] == cluster_only
+    # Every profile's values: tests/infra/test_redis_profiles.py.
+    profile = {"Fn::FindInMap": ["RedisProfile", {"Ref": "RedisMode"}, "Cluster"]}
+    assert {mode: v["Cluster"] for mode, v in STACK["Mappings"]["RedisProfile"].items()} == {
+        "instance": "0", "elasticache-node": "0", "serverless-valkey": "1"}
+    assert router_env(STACK)["REDIS_CLUSTER"] == profile
     script, names = STACK["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"][
         "Fn::Base64"]["Fn::Sub"]
-    assert "\nREDIS_CLUSTER=${RedisCluster}\n" in script and names["RedisCluster"] == cluster_only
+    assert "\nREDIS_CLUSTER=${RedisCluster}\n" in script and names["RedisCluster"] == profile
 
 
 def test_routes_and_their_auth_follow_the_openapi_contract() -> None:

@@ -137,3 +137,16 @@ def test_tls_checks_the_servers_name_whatever_redis_py_defaults_to() -> None:
 
     kwargs = RedisQueue.from_url("rediss://:token@cache.example.internal:6379/0").r.connection_pool.connection_kwargs
     assert kwargs["ssl_check_hostname"] is True and kwargs.get("ssl_cert_reqs", "required") == "required"
+
+
+def test_the_stacks_json_secret_gives_its_password(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """infra/stack.yaml generates {"password": ...} (ElastiCache resolves that key); the
+    Redis instance adds "ca". The URL carries the password, never the JSON."""
+    sm = boto3.client("secretsmanager", endpoint_url=aws_env)
+    arn = sm.create_secret(Name="tinyllama/redis-json", SecretString='{"password": "pass/with+chars"}')["ARN"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws_env)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("REDIS_HOST", "10.42.0.9")
+    monkeypatch.setenv("REDIS_AUTH_SECRET", arn)
+    parameters.clear_caches()
+    assert settings.redis_url_from_env() == "rediss://:pass%2Fwith%2Bchars@10.42.0.9:6379/0"
