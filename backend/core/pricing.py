@@ -120,14 +120,16 @@ MVP_SECRETS = 1  # tinyllama/openai
 REDIS_MODES = ("instance", "elasticache-node", "serverless-valkey")
 EGRESS_MODES = ("ipv6", "nat-gateway")
 # A baked worker image keeps one EBS snapshot per image pipeline.yaml keeps (KeepImages,
-# default 2). Snapshots bill the blocks used, not the volume: ~25 GB for the image
-# (Ubuntu, NVIDIA driver, vLLM, TinyLlama's weights). An estimate, not yet measured with
-# `df` in the image build (infra/NOTES.md, "Not verified without an AWS account").
+# default 1: the deployed image; a rollback re-bakes). Snapshots bill the blocks used, not
+# the volume: ~25 GB for the image (Ubuntu, NVIDIA driver, vLLM, TinyLlama's weights), an
+# estimate until the bake's `df` (its test phase prints it and fails past ImageVolumeGiB)
+# is read on a real account (infra/NOTES.md, "Not verified without an AWS account").
 IMAGE_SNAPSHOT_GB = 25
-PIPELINE_KEEP_IMAGES = 2
-# The GPU root volume: the smallest gp3 that holds the image. 40 GiB is an estimate
-# (the template's minimum; the image work measures it): every profile takes it from here.
-ROOT_VOLUME_GIB = "40"
+PIPELINE_KEEP_IMAGES = 1
+# The GPU root volume: the smallest gp3 that holds the baked image (pipeline.yaml's
+# ImageVolumeGiB, 30). The stock Deep Learning AMI's snapshot is larger: the wizard reads
+# its size once the account is checked and raises the volume to it.
+ROOT_VOLUME_GIB = "30"
 
 # The template's defaults (the cheap profile, since issue 11), and the two named profiles.
 # Only stack parameter names: `tinyllama deploy --cheap` passes CHEAP_PARAMETERS as they are.
@@ -249,8 +251,8 @@ def estimate(
     if instance_type not in h:
         raise ValueError(f"InstanceType {instance_type!r} is not in the price table")
     size = int(p["RootVolumeGiB"])
-    if not 40 <= size <= 1000:
-        raise ValueError(f"RootVolumeGiB {size}: between 40 and 1000")
+    if not 30 <= size <= 1000:
+        raise ValueError(f"RootVolumeGiB {size}: between 30 and 1000")
     if not 0 <= kept_images <= 10:
         raise ValueError(f"KeepImages {kept_images}: between 0 and 10")
     lines.append(Line("GPU instance, stopped", 0.0, "EC2 bills nothing while stopped"))
@@ -291,8 +293,10 @@ def estimate(
 
 
 def profile_estimate(name: str, prices: PriceTable = PRICES) -> Estimate:
-    """The idle month of a named profile (`PROFILES`), as `tinyllama cost-estimate --profile` prints it."""
-    return estimate(PROFILES[name], prices=prices)
+    """The idle month of a named profile (`PROFILES`), as `tinyllama cost-estimate --profile` prints it.
+    Every profile boots a baked image (its 30 GiB root needs one), so the pipeline's kept
+    images are priced too."""
+    return estimate(PROFILES[name], prices=prices, kept_images=PIPELINE_KEEP_IMAGES)
 
 
 def format_estimate(result: Estimate, title: str = "") -> str:

@@ -31,8 +31,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="start from this parameter set (default: the template's defaults)")
     parser.add_argument("--parameter", "-p", action="append", type=stack_parameter, default=[],
                         metavar="NAME=VALUE", help="override one stack parameter (repeatable)")
-    parser.add_argument("--kept-images", type=int, default=0, metavar="N",
-                        help="baked worker images infra/pipeline.yaml keeps (its KeepImages; 0: the stock image)")
+    parser.add_argument("--kept-images", type=int, metavar="N",
+                        help="baked worker images infra/pipeline.yaml keeps (its KeepImages; 0: the stock image; "
+                        f"default {pricing.PIPELINE_KEEP_IMAGES}: the profiles boot a baked image)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
     return parser
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the estimate; 2 with a message when a parameter value is not allowed."""
     parameters = {**pricing.PROFILES[args.profile], **dict(args.parameter)}
     try:
-        result = pricing.estimate(parameters, template=args.template, kept_images=args.kept_images)
+        kept = pricing.PIPELINE_KEEP_IMAGES if args.kept_images is None else args.kept_images
+        result = pricing.estimate(parameters, template=args.template, kept_images=kept if args.template == "stack" else 0)
     except ValueError as exc:
         print(f"cost-estimate: {exc}")
         return 2

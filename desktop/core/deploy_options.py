@@ -88,8 +88,8 @@ class DeployOptions:
         if self.template == "stack":
             if not MODEL.match(self.model):
                 found.append("Model: a Hugging Face id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0")
-            if not 40 <= self.root_volume_gib <= 1000:
-                found.append("Volume: 40 to 1000 GiB")
+            if not 30 <= self.root_volume_gib <= 1000:
+                found.append("Volume: 30 to 1000 GiB")
         elif self.source_connection_arn:
             if not CONNECTION.match(self.source_connection_arn):
                 found.append("Connection: the ARN of a CodeConnections connection (Developer Tools → Connections)")

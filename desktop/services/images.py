@@ -20,6 +20,7 @@ Qt-free; boto3 clients come from the session the Account page checked.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ class WorkerImage:
     created: str  # ISO 8601, as EC2 says
     pipeline: str  # the pipeline stack that baked it (its tag)
     parameter: str | None  # the SSM parameter name that resolves to it, if any
+    volume_gib: int | None = None  # its root snapshot: the smallest root volume it boots on
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class ImageChoice:
     parameter: str | None  # None: listed, but the stack cannot take it
     first_wake: str
     note: str = ""
+    volume_gib: int | None = None  # the root volume must be at least this (None: not known yet)
 
 
 STOCK_CHOICE = ImageChoice("Stock Deep Learning AMI", STOCK_IMAGE_PARAMETER, STOCK_FIRST_WAKE,
@@ -82,11 +85,37 @@ def list_baked_images(session: Any, region: str) -> list[WorkerImage]:
         found.append(WorkerImage(
             image_id=image["ImageId"], name=str(image.get("Name", image["ImageId"])),
             created=str(image.get("CreationDate", "")), pipeline=tags.get(PIPELINE_TAG, ""),
-            parameter=BAKED_IMAGE_PARAMETER if image["ImageId"] == newest else None))
+            parameter=BAKED_IMAGE_PARAMETER if image["ImageId"] == newest else None,
+            volume_gib=root_volume_gib(image)))
     return found
 
 
-def image_choices(images: list[WorkerImage]) -> list[ImageChoice]:
+def root_volume_gib(image: dict[str, Any]) -> int | None:
+    """The size of an image's root snapshot (EC2 refuses a smaller root volume at launch:
+    "Volume of size N GB is smaller than snapshot")."""
+    for mapping in image.get("BlockDeviceMappings", []):
+        if mapping.get("DeviceName") == image.get("RootDeviceName") and "VolumeSize" in mapping.get("Ebs", {}):
+            return int(mapping["Ebs"]["VolumeSize"])
+    return None
+
+
+def stock_volume_gib(session: Any, region: str) -> int | None:
+    """The stock Deep Learning AMI's root snapshot in `region` (None when AWS does not say)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        ssm = session.client("ssm", region_name=region)
+        try:
+            image_id = str(ssm.get_parameter(Name=STOCK_IMAGE_PARAMETER)["Parameter"]["Value"])
+        except ssm.exceptions.ParameterNotFound:
+            return None  # a region (or an emulator) without AWS's public parameter
+        images = session.client("ec2", region_name=region).describe_images(ImageIds=[image_id])["Images"]
+    except (BotoCoreError, ClientError) as exc:
+        raise translate(exc, "reading the stock image's size") from exc
+    return root_volume_gib(images[0]) if images else None
+
+
+def image_choices(images: list[WorkerImage], stock_gib: int | None = None) -> list[ImageChoice]:
     """What the Options page offers: baked images newest first, then the stock AMI."""
     choices = []
     for image in images:
@@ -94,10 +123,11 @@ def image_choices(images: list[WorkerImage]) -> list[ImageChoice]:
         if image.parameter:
             # Short, so the first-wake time beside it stays visible; the name is in the tooltip.
             choices.append(ImageChoice(f"Baked {day} ({image.image_id})", image.parameter, BAKED_FIRST_WAKE,
-                                       f"{image.name}, from pipeline {image.pipeline}, via {image.parameter}"))
+                                       f"{image.name}, from pipeline {image.pipeline}, via {image.parameter}",
+                                       image.volume_gib))
         else:
             choices.append(ImageChoice(
                 f"Baked {day} ({image.image_id}), older", None, BAKED_FIRST_WAKE,
                 f"{image.name}: the stack takes an image through an SSM parameter, "
                 f"and {BAKED_IMAGE_PARAMETER} holds a newer one"))
-    return [*choices, STOCK_CHOICE]
+    return [*choices, dataclasses.replace(STOCK_CHOICE, volume_gib=stock_gib)]

@@ -16,7 +16,14 @@ from desktop.core.deploy_options import STOCK_IMAGE_PARAMETER
 from desktop.core.settings import Settings
 from desktop.qt.runner import Runner
 from desktop.services.deploy.stack import StackDeployer
-from desktop.services.images import BAKED_IMAGE_PARAMETER, PIPELINE_TAG, image_choices, list_baked_images
+from desktop.services.images import (
+    BAKED_IMAGE_PARAMETER,
+    PIPELINE_TAG,
+    WorkerImage,
+    image_choices,
+    list_baked_images,
+    root_volume_gib,
+)
 from desktop.views.wizard import DeployWizard, WizardContext
 from desktop.views.wizard.options_page import SIGN_IN_FOR_IMAGES
 from desktop.views.wizard.wizard import ACCOUNT, OPTIONS
@@ -153,3 +160,31 @@ def test_the_mvp_asks_for_a_repository_only_with_a_build_connection(qtbot: Any, 
     assert parameters["SourceRepositoryUrl"] == "https://github.com/ada/tinyllama"
     assert parameters["StorePrompts"] == "true"
     save_screenshot(wizard, "wizard_options_mvp.png")
+
+
+def test_the_volume_is_never_smaller_than_the_chosen_images_snapshot(qtbot: Any, wizard: DeployWizard) -> None:
+    # EC2 refuses a root volume smaller than the image's snapshot only when the stack creates
+    # the instance, minutes in; moto reports every image as 15 GiB, so the sizes are given
+    # here as describe_images gives them (root_volume_gib reads them from such an answer).
+    options = wizard.options_page
+    key = ("us-east-1", 1)
+    options._images_for = key
+    baked = WorkerImage("ami-0b", "tinyllama-worker-2033-02-07", "2033-02-07T00:00:00Z", "tl-pipe",
+                        BAKED_IMAGE_PARAMETER, volume_gib=40)
+    options._images_listed(key, [baked], 75)
+    assert options.image.currentData() == BAKED_IMAGE_PARAMETER
+    assert (options.volume.minimum(), options.volume.value()) == (40, 40)
+    cheap_total = options.idle_total.text()
+    options.image.setCurrentIndex(options.image.findData(STOCK_IMAGE_PARAMETER))
+    assert (options.volume.minimum(), options.volume.value()) == (75, 75)
+    assert options.options().parameters()["RootVolumeGiB"] == "75"
+    assert options.idle_total.text() != cheap_total  # the bigger volume is priced
+    assert "75 GiB" in options.volume.toolTip()
+
+
+def test_root_volume_gib_reads_the_root_device_of_a_real_shaped_answer() -> None:
+    image = {"RootDeviceName": "/dev/sda1", "BlockDeviceMappings": [
+        {"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"},
+        {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": "snap-0", "VolumeSize": 75, "VolumeType": "gp3"}}]}
+    assert root_volume_gib(image) == 75
+    assert root_volume_gib({"RootDeviceName": "/dev/xvda", "BlockDeviceMappings": []}) is None

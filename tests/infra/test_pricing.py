@@ -16,7 +16,8 @@ REDIS_INSTANCE = 3.07 + 0.64  # t4g.nano $0.0042/h × 730 = 3.066; its 8 GB gp3 
 REDIS_NODE = 11.68  # cache.t4g.micro $0.016/h × 730
 VALKEY_MIN = 6.13  # 0.1 GB × $0.084/GB-h × 730 = 6.132
 NAT_GATEWAY = 32.85 + 3.65  # $0.045 × 730; its public IPv4 $0.005 × 730
-ROOT_40 = 40 * 0.08  # the GPU's gp3 root volume, kept while stopped
+ROOT_30 = 30 * 0.08  # the GPU's gp3 root volume, kept while stopped (holds the baked image)
+KEPT_IMAGE = 25 * 0.05  # the pipeline keeps one ~25 GB image snapshot (the profiles boot a baked image)
 SECRET = 0.40
 # Free while the account has nothing else: 3 alarms of 10, 1 dashboard of 3, and one
 # action-enabled budget's 30.4 days of the month's 62 free budget-days.
@@ -39,15 +40,16 @@ def test_cheap_profile_line_by_line_under_8_dollars() -> None:
         "Egress: egress-only internet gateway (IPv6)": 0.0,
         "GPU public IPv4 address": 0.0,  # only while the GPU runs: in the GPU hour
         "GPU instance, stopped": 0.0,
-        "GPU root volume gp3 (kept while stopped)": 3.20,
-        "Worker image snapshots": 0.0,  # the stock image: no pipeline
+        "GPU root volume gp3 (kept while stopped)": 2.40,
+        "Worker image snapshots (1 kept by the pipeline)": 1.25,  # the baked image the 30 GiB root needs
         "Secrets Manager secret (Redis auth token)": 0.40,
         "CloudWatch alarms": 0.0,  # 3 of the account's free 10
         "Budget with stop and deny-wake actions": 0.0,  # was $3.04: the first two are free
         "Cognito, HTTP API, Lambda, S3, logs, schedules": 0.0,
     }
     total = pricing.profile_estimate("cheap").idle_monthly_usd
-    assert total == pytest.approx(REDIS_INSTANCE + ROOT_40 + SECRET, abs=0.005) == pytest.approx(7.31, abs=0.005)
+    assert total == pytest.approx(REDIS_INSTANCE + ROOT_30 + KEPT_IMAGE + SECRET, abs=0.005) == pytest.approx(
+        7.76, abs=0.005)
     assert total <= pricing.GOALS_USD["cheap"] == 8.00
 
 
@@ -56,10 +58,12 @@ def test_seed_profile_line_by_line_under_16_dollars() -> None:
     assert got["Redis: ElastiCache cache.t4g.micro"] == REDIS_NODE
     assert got["CloudWatch dashboard"] == FREE and got["CloudWatch alarms"] == FREE
     assert {k: v for k, v in got.items() if v} == {"Redis: ElastiCache cache.t4g.micro": REDIS_NODE,
-                                                  "GPU root volume gp3 (kept while stopped)": 3.20,
+                                                  "GPU root volume gp3 (kept while stopped)": 2.40,
+                                                  "Worker image snapshots (1 kept by the pipeline)": 1.25,
                                                   "Secrets Manager secret (Redis auth token)": SECRET}
     total = pricing.profile_estimate("seed").idle_monthly_usd
-    assert total == pytest.approx(REDIS_NODE + ROOT_40 + SECRET, abs=0.005) == pytest.approx(15.28, abs=0.005)
+    assert total == pytest.approx(REDIS_NODE + ROOT_30 + KEPT_IMAGE + SECRET, abs=0.005) == pytest.approx(
+        15.73, abs=0.005)
     assert total <= pricing.GOALS_USD["seed"] == 16.00
 
 
@@ -72,7 +76,7 @@ def test_the_cheap_profile_is_the_templates_default() -> None:
                                              ("serverless-valkey", VALKEY_MIN)])
 def test_redis_choices(redis: str, cost: float) -> None:
     # the Redis instance's recovery alarm is within the free 10, so only Redis itself moves
-    assert idle({"RedisMode": redis}) == pytest.approx(cost + ROOT_40 + SECRET, abs=0.005)
+    assert idle({"RedisMode": redis}) == pytest.approx(cost + ROOT_30 + SECRET, abs=0.005)
 
 
 def test_a_nat_gateway_only_when_asked_for_and_the_gpu_address_moves_to_the_gpu_hour() -> None:
@@ -84,7 +88,7 @@ def test_a_nat_gateway_only_when_asked_for_and_the_gpu_address_moves_to_the_gpu_
 
 def test_each_option_moves_the_total_by_its_own_price() -> None:
     base = idle({})
-    assert idle({"RootVolumeGiB": "140"}) - base == pytest.approx(100 * 0.08, abs=0.005)
+    assert idle({"RootVolumeGiB": "130"}) - base == pytest.approx(100 * 0.08, abs=0.005)
     assert idle({}, kept_images=2) - base == pytest.approx(2 * 25 * 0.05, abs=0.005)  # two kept image snapshots
     assert idle({"CreateDashboard": "true"}) == base  # free among the account's first 3
     assert idle({"EnableBudgetAction": "false"}) == base  # free: the first two action-enabled budgets
@@ -127,12 +131,12 @@ def test_text_names_region_date_and_every_line() -> None:
     result = pricing.estimate(pricing.CHEAP_PARAMETERS)
     text = pricing.format_estimate(result, "cheap")
     assert "us-east-1" in text and pricing.PRICES.as_of in text
-    assert "$   7.31" in text
+    assert "$   6.51" in text  # no kept snapshot (estimate() without kept_images), the 30 GiB root
     for line in result.idle_lines + result.gpu_hour_lines:
         assert line.item in text
 
 
-@pytest.mark.parametrize(("profile", "total", "goal"), [("cheap", 7.31, "$8.00"), ("seed", 15.28, "$16.00")])
+@pytest.mark.parametrize(("profile", "total", "goal"), [("cheap", 7.76, "$8.00"), ("seed", 15.73, "$16.00")])
 def test_command_prints_each_line_the_total_and_the_goal(capsys: pytest.CaptureFixture[str], profile: str,
                                                          total: float, goal: str) -> None:
     assert cli.main(["cost-estimate", "--profile", profile]) == 0
@@ -147,7 +151,7 @@ def test_command_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["cost-estimate", "--profile", "cheap", "-p", "RedisMode=elasticache-node",
                      "--kept-images", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["idle_monthly_usd"] == pytest.approx(REDIS_NODE + ROOT_40 + SECRET + 2.50, abs=0.005)
+    assert out["idle_monthly_usd"] == pytest.approx(REDIS_NODE + ROOT_30 + SECRET + 2.50, abs=0.005)
     assert out["region"] == "us-east-1"
 
 

@@ -10,6 +10,7 @@ without an AWS account".
 from __future__ import annotations
 
 import re
+import subprocess
 from typing import Any
 
 import pytest
@@ -184,7 +185,8 @@ def test_lifecycle_keeps_the_newest_images_and_deletes_the_rest_with_amis_and_sn
     assert detail["Action"] == {"Type": "DELETE", "IncludeResources": {"Amis": True, "Snapshots": True}}
     assert detail["Filter"] == {"Type": "COUNT", "Value": {"Ref": "KeepImages"}}
     keep = PIPELINE["Parameters"]["KeepImages"]
-    assert (keep["Type"], keep["Default"]) == ("Number", 2) and keep["MinValue"] >= 1
+    # one: the deployed image (a rollback re-bakes); the cheap profile's $8 prices that one
+    assert (keep["Type"], keep["Default"]) == ("Number", 1) and keep["MinValue"] >= 1
     # it selects the recipe the pipeline bakes, at the version it bakes (bump both together)
     (recipe,) = props["ResourceSelection"]["Recipes"]
     assert recipe["Name"] == {"Fn::GetAtt": ["WorkerRecipe", "Name"]}
@@ -260,3 +262,16 @@ def test_mvp_echo_is_throttled_and_stores_nothing_unless_asked() -> None:
 def test_full_stack_echo_is_throttled_too() -> None:
     settings = STACK["Resources"]["ApiStage"]["Properties"]["DefaultRouteSettings"]
     assert settings["ThrottlingRateLimit"] <= 20 and settings["ThrottlingBurstLimit"] <= 50
+
+
+def test_the_bake_measures_what_the_image_uses_and_leaves_room() -> None:
+    # The stack's RootVolumeGiB default rests on this: the image's used GiB, printed by the
+    # bake's test phase, which fails when less than 3 GiB would stay free.
+    data = PIPELINE["Resources"]["WorkerComponent"]["Properties"]["Data"]
+    component = data["Fn::Sub"] if isinstance(data, dict) else data
+    (line,) = re.findall(r"- (df .*)", component if isinstance(component, str) else component[0])
+    check = line.split("| tee /dev/stderr | ", 1)[1]
+    for used, size, ok in (("16G", "30G", True), ("28G", "30G", False)):
+        sample = f" Used 1G-blocks\n  {used}      {size}\n"
+        assert (subprocess.run(["bash", "-c", check], input=sample, text=True).returncode == 0) is ok
+    assert PIPELINE["Parameters"]["ImageVolumeGiB"]["Default"] == STACK["Parameters"]["RootVolumeGiB"]["Default"]

@@ -72,7 +72,8 @@ def test_the_defaults_are_the_cheap_profile_and_every_choice_is_priced() -> None
 def test_a_baked_image_prices_the_snapshots_the_pipeline_keeps() -> None:
     stock = DeployOptions(alert_email="a@example.com").estimate()
     baked = DeployOptions(alert_email="a@example.com", image_parameter="/tinyllama/worker-ami").estimate()
-    assert baked.idle_monthly_usd - stock.idle_monthly_usd == pytest.approx(2 * 25 * 0.05, abs=0.005)
+    kept = pricing.PIPELINE_KEEP_IMAGES
+    assert kept == 1 and baked.idle_monthly_usd - stock.idle_monthly_usd == pytest.approx(kept * 25 * 0.05, abs=0.005)
 
 
 @pytest.mark.parametrize("changes", [{}, {"redis_mode": "elasticache-node"}, {"instance_type": "g5.xlarge"},

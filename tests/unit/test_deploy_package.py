@@ -131,3 +131,11 @@ def test_an_html_error_page_instead_of_aws_is_words_not_a_bug() -> None:
         server.server_close()
     assert caught.value.code == "NotAnAwsAnswer"
     assert "was not AWS's" in str(caught.value) and "<html" not in str(caught.value)
+
+
+def test_a_volume_smaller_than_the_images_snapshot_is_explained() -> None:
+    from desktop.services.deploy.events import explain_failure
+
+    reason = ("Volume of size 40GB is smaller than snapshot 'snap-0123456789abcdef0', expect size >= 75GB "
+              "(Service: Ec2, Status Code: 400)")
+    assert "RootVolumeGiB" in explain_failure(reason)

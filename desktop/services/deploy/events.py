@@ -56,6 +56,9 @@ def explain_failure(reason: str) -> str:
                 "'Running On-Demand G and VT instances' of at least 4 vCPUs (8 for 2xlarge), then deploy again.")
     if "insufficientinstancecapacity" in text or "insufficient capacity" in text:
         return "AWS has no spare GPU of that type in this zone now: pick another instance type or region."
+    if "smaller than snapshot" in text:  # EC2: "Volume of size 40GB is smaller than snapshot ..., expect size >= 75GB"
+        return ("The worker image needs a bigger root volume than the stack asked for: set Volume (RootVolumeGiB) "
+                "to at least the size the reason names, or choose a baked image, then deploy again.")
     if "not authorized" in text or "accessdenied" in text or "access denied" in text:
         return "The deploying identity lacks a permission named above: add it to the role or user, then retry."
     if "already exists" in text:

@@ -31,12 +31,23 @@ from PySide6.QtWidgets import (
 
 from desktop.core.deploy_options import EGRESS_MODES, INSTANCE_TYPES, REDIS_MODES, DeployOptions
 from desktop.services.deploy.errors import DeployError
-from desktop.services.images import STOCK_CHOICE, ImageChoice, WorkerImage, image_choices, list_baked_images
+from desktop.services.images import (
+    STOCK_CHOICE,
+    ImageChoice,
+    WorkerImage,
+    image_choices,
+    list_baked_images,
+    stock_volume_gib,
+)
 from desktop.views.wizard.context import WizardContext
 
 SIGN_IN_FOR_IMAGES = "Sign in on the Account page to list the images your pipeline baked."
 BAKE_HOW = ("To bake one, deploy infra/pipeline.yaml: Image Builder builds on a g4dn.xlarge "
             "($0.526/h while it builds) and keeps the image's snapshot ($0.05/GB-month).")
+
+
+VOLUME_ROLE = Qt.ItemDataRole.UserRole + 1  # an image choice's root snapshot size, GiB
+VOLUME_MIN_GIB = 30  # infra/stack.yaml's RootVolumeGiB MinValue
 
 
 class OptionsPage(QWizardPage):
@@ -57,7 +68,7 @@ class OptionsPage(QWizardPage):
         self.template.addItem("MVP (Lambda only, echo)", "mvp")
         self.instance_type = QComboBox()
         self.instance_type.addItems(INSTANCE_TYPES)
-        self.volume = QSpinBox(minimum=40, maximum=1000, value=o.root_volume_gib, suffix=" GiB")
+        self.volume = QSpinBox(minimum=VOLUME_MIN_GIB, maximum=1000, value=o.root_volume_gib, suffix=" GiB")
         self.redis = QComboBox()
         for value, label in REDIS_MODES.items():
             self.redis.addItem(label, value)
@@ -155,8 +166,9 @@ class OptionsPage(QWizardPage):
         layout.addWidget(left, 4)
         layout.addWidget(box, 5)
 
-        for w in (self.template, self.instance_type, self.redis, self.egress, self.image):
+        for w in (self.template, self.instance_type, self.redis, self.egress):
             w.currentIndexChanged.connect(self.update_options)
+        self.image.currentIndexChanged.connect(self._fit_volume)
         self._kept: tuple[int | None, int | None] = (None, None)
         self.volume.valueChanged.connect(self.update_options)
         for s in (self.warning, self.cap, self.rate):
@@ -288,6 +300,7 @@ class OptionsPage(QWizardPage):
             self.image.addItem(f"{choice.label} — {choice.first_wake}", choice.parameter)
             row = self.image.count() - 1
             self.image.setItemData(row, choice.note, Qt.ItemDataRole.ToolTipRole)
+            self.image.setItemData(row, choice.volume_gib, VOLUME_ROLE)
             if choice.parameter is None:  # listed so the person sees it exists, not offered
                 item = model.item(row) if hasattr(model, "item") else None
                 if item is not None:
@@ -296,6 +309,16 @@ class OptionsPage(QWizardPage):
         if keep:
             self._select_parameter(keep)
         self.image.blockSignals(False)
+
+    def _fit_volume(self) -> None:
+        """The root volume is at least the chosen image's snapshot: EC2 refuses a smaller
+        one when the stack creates the instance, after minutes of creating the rest."""
+        needed = self.image.currentData(VOLUME_ROLE)
+        self.volume.setMinimum(max(VOLUME_MIN_GIB, int(needed or 0)))  # raises the value with it
+        self.volume.setToolTip(f"The chosen image's root snapshot is {needed} GiB: the volume cannot be smaller."
+                               if needed else "At least the chosen image's root snapshot (checked once the account "
+                               "is: EC2 refuses a smaller volume).")
+        self.update_options()
 
     def _select_parameter(self, parameter: str) -> None:
         index = self.image.findData(parameter)
@@ -315,14 +338,15 @@ class OptionsPage(QWizardPage):
             return
         self._images_for = key
         self.image_note.setText(f"Listing the images your pipeline baked in {region}…")
-        self.ctx.runner.run(lambda: list_baked_images(session, region),
-                            lambda images: self._images_listed(key, images), lambda exc: self._images_failed(key, exc))
+        self.ctx.runner.run(lambda: (list_baked_images(session, region), stock_volume_gib(session, region)),
+                            lambda found: self._images_listed(key, *found), lambda exc: self._images_failed(key, exc))
 
-    def _images_listed(self, key: tuple[str, int], images: list[WorkerImage]) -> None:
+    def _images_listed(self, key: tuple[str, int], images: list[WorkerImage], stock_gib: int | None = None) -> None:
         if key != self._images_for:
             return  # an answer for an account or region no longer chosen
         keep = self._image_parameter() if self.ctx.existing_parameters else None
-        self._set_choices(image_choices(images), keep)
+        self._set_choices(image_choices(images, stock_gib), keep)
+        self._fit_volume()
         usable = [i for i in images if i.parameter]
         if usable:
             self.image_note.setText(f"{len(images)} baked image(s) in {key[0]}; the newest is preselected.")
