@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     parameters = {**pricing.PROFILES[args.profile], **dict(args.parameter)}
     try:
         kept = pricing.PIPELINE_KEEP_IMAGES if args.kept_images is None else args.kept_images
-        result = pricing.estimate(parameters, template=args.template, kept_images=kept if args.template == "stack" else 0)
+        if args.template != "stack":
+            kept = 0  # the MVP boots no GPU image
+        result = pricing.estimate(parameters, template=args.template, kept_images=kept)
     except ValueError as exc:
         print(f"cost-estimate: {exc}")
         return 2
