@@ -102,9 +102,14 @@ class OpenAIEngine:
             return False
         if self.model is None:
             self.model = ids[0]
-        for m in models.data:  # vLLM says its context length; other servers may not
-            if m.id == self.model and isinstance(getattr(m, "max_model_len", None), int):
+        for m in models.data:  # vLLM and llama.cpp say their context length; other servers may not
+            if m.id != self.model:
+                continue
+            meta = getattr(m, "meta", None)  # llama.cpp: the context each slot serves
+            if isinstance(getattr(m, "max_model_len", None), int):
                 self.context_tokens = m.max_model_len
+            elif isinstance(meta, dict) and isinstance(meta.get("n_ctx"), int):
+                self.context_tokens = meta["n_ctx"]
         return True
 
     def stream(
@@ -187,9 +192,12 @@ def _abort(stream: Any) -> None:
 
 def make_engine(kind: str, *, url: str | None = None, model: str | None = None, api_key: str = "EMPTY",
                 echo_delay_s: float = 0.0) -> Any:
-    """Build an engine by name: echo, or openai/vllm (an OpenAI-compatible URL)."""
+    """Build an engine by name: echo, or openai/vllm/llamacpp (an OpenAI-compatible URL)."""
     if kind == "echo":
         return EchoEngine(echo_delay_s)
-    if kind in ("openai", "vllm"):
-        return OpenAIEngine(url or "http://127.0.0.1:8000/v1", model=model, api_key=api_key)
-    raise ValueError(f"unknown engine {kind!r}: use echo, openai or vllm")
+    if kind in ("openai", "vllm", "llamacpp"):
+        engine = OpenAIEngine(url or "http://127.0.0.1:8000/v1", model=model, api_key=api_key)
+        if kind == "llamacpp":
+            engine.name = "llamacpp"  # the same client; /status says which engine answers
+        return engine
+    raise ValueError(f"unknown engine {kind!r}: use echo, openai, vllm or llamacpp")
