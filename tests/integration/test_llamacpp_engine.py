@@ -188,7 +188,8 @@ def test_a_model_the_engine_cannot_load_fails_the_prompt_at_once_in_words(tiny_g
     cut.write_bytes(tiny_gguf.read_bytes()[: tiny_gguf.stat().st_size // 2])  # header fine, weights gone
     for stack in _stack(cut):
         client = Client(stack)
-        job = client.wait_status(client.post("hello").json()["request_id"], "failed", "done", timeout=30)
+        job = client.wait_status(client.post("hello", max_tokens=8).json()["request_id"], "failed", "done",
+                                 timeout=30)
         assert job["status"] == "failed"
         message = job["error"]["message"]
         assert "could not load cut-short.gguf" in message and "OpenAI-compatible" in message
@@ -209,10 +210,14 @@ def test_tinyllama_local_runs_the_llamacpp_engine_from_a_terminal(tiny_gguf: Pat
         url = re.search(r"(http://127\.0\.0\.1:\d+)", line)
         assert url and "engine: llamacpp" in line, line
         h = {"Authorization": "Bearer cli-llama-token"}
-        rid = requests.post(f"{url.group(1)}/prompts", headers=h, timeout=10,
-                            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}).json()["request_id"]
-        done = wait_until(lambda: (j := requests.get(f"{url.group(1)}/prompts/{rid}", headers=h, timeout=10).json())
-                          ["status"] in ("done", "failed") and j, 60, message="the answer")
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+        rid = requests.post(f"{url.group(1)}/prompts", headers=h, timeout=10, json=body).json()["request_id"]
+
+        def finished() -> dict | None:
+            job = requests.get(f"{url.group(1)}/prompts/{rid}", headers=h, timeout=10).json()
+            return job if job["status"] in ("done", "failed") else None
+
+        done = wait_until(finished, 60, message="the answer")
         assert done["status"] == "done" and done["usage"]["completion_tokens"] == 8
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
