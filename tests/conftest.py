@@ -16,7 +16,7 @@ from backend.entrypoints.local import RedisServer
 # Fixture modules every test can use without importing them.
 pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.imds", "tests.fixtures.vllm",
                   "tests.fixtures.openai_server", "tests.fixtures.workers",
-                  "tests.fixtures.redis_cluster"]
+                  "tests.fixtures.redis_cluster", "tests.fixtures.tiny_gguf"]
 
 
 class FrozenClock:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import redis
 
+from backend.adapters.llamacpp import CANNOT_LOAD_EXIT, ERROR_FILE_ENV, OTHER_ENGINE_HINT
 from backend.adapters.redis_queue import RedisQueue
 from backend.core.ports import MachineStatus
 
@@ -87,6 +88,7 @@ class LocalProcessCompute:
                 return "already running"
             self._reap()
             self._failed_starts = 0  # a new prompt gets fresh tries
+            self._clear_engine_error()
             self._ready_since_start = False
             if self.engine_cmd:
                 self._procs["engine"] = self._spawn(self.engine_cmd, "engine")
@@ -141,6 +143,13 @@ class LocalProcessCompute:
         if "worker" in dead:
             with contextlib.suppress(redis.RedisError):
                 self._q().clear_heartbeat(self._worker_name)
+        cannot_run = self._engine_cannot_run(dead.get("engine"))
+        if cannot_run:
+            # Restarting cannot help (a bad file, a CPU it cannot run on): say so now,
+            # not after three more tries.
+            self._reap()
+            self._fail_waiting_with(cannot_run)
+            return False
         if not self._has_work():
             self._reap()
             return False
@@ -177,6 +186,39 @@ class LocalProcessCompute:
         except redis.RedisError:
             return False
         return bool(beat and beat.get("ready"))
+
+    def _engine_error_file(self) -> str | None:
+        return self.worker_env.get(ERROR_FILE_ENV)
+
+    def _clear_engine_error(self) -> None:
+        path = self._engine_error_file()
+        if path:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+    def _engine_cannot_run(self, proc: subprocess.Popen[bytes] | None) -> str | None:
+        """The engine's own words when it exited because it can never run here, else None."""
+        if proc is None:
+            return None
+        if proc.returncode == CANNOT_LOAD_EXIT:
+            path = self._engine_error_file()
+            try:
+                said = Path(path).read_text().strip() if path else ""
+            except OSError:
+                said = ""
+            return said or f"The local engine cannot load its model. {OTHER_ENGINE_HINT}"
+        if proc.returncode == -getattr(signal, "SIGILL", 4) or proc.returncode == 0xC000001D:  # POSIX, Windows
+            return ("The local engine stopped on an instruction this computer's processor does not have "
+                    f"(llama.cpp's build needs AVX2). {OTHER_ENGINE_HINT}")
+        return None
+
+    def _fail_waiting_with(self, message: str) -> None:
+        try:
+            failed = self._q().fail_waiting({"code": "engine_failed", "message": message})
+        except redis.RedisError as exc:
+            log.error("could not fail the waiting prompts: %s", exc)
+            return
+        log.error("the engine cannot run here (%s); failed %d waiting prompt(s)", message, failed)
 
     def _fail_waiting(self, culprit: str) -> None:
         tail = self.last_log_lines(culprit)
@@ -246,11 +288,17 @@ class LocalProcessCompute:
         return [p.pid for n, p in sorted(self._procs.items()) if p.poll() is None]
 
 
+def subcommand_base() -> list[str]:
+    """How this interpreter runs a backend subcommand: `python -m backend.entrypoints`, or a
+    frozen bundle itself (PyInstaller: sys.executable is the bundle's `tinyllama`)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "backend.entrypoints"]
+
+
 def worker_command() -> list[str]:
-    """`tinyllama worker` as this interpreter runs it; a frozen bundle is its own interpreter."""
-    if getattr(sys, "frozen", False):  # PyInstaller: sys.executable is the bundle's `tinyllama`
-        return [sys.executable, "worker"]
-    return [sys.executable, "-m", "backend.entrypoints", "worker"]
+    """`tinyllama worker` as this interpreter runs it."""
+    return [*subcommand_base(), "worker"]
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -77,6 +78,7 @@ class OpenAIEngine:
         model: str | None = None,
         timeout_s: float = 60.0,
         ready_timeout_s: float = 1.0,
+        reconnect_s: float = 30.0,
         client: Any = None,
     ):
         if client is None:
@@ -89,6 +91,8 @@ class OpenAIEngine:
         # The worker asks on every heartbeat; a hung server must not hold its loop for
         # the generation timeout.
         self.ready_timeout_s = ready_timeout_s
+        self.reconnect_s = reconnect_s  # how long a prompt waits for a server that refuses connections
+        self._pause = threading.Event()  # never set: a wait that is not time.sleep
         self.context_tokens: int | None = None
 
     def ready(self) -> bool:
@@ -102,9 +106,14 @@ class OpenAIEngine:
             return False
         if self.model is None:
             self.model = ids[0]
-        for m in models.data:  # vLLM says its context length; other servers may not
-            if m.id == self.model and isinstance(getattr(m, "max_model_len", None), int):
+        for m in models.data:  # vLLM and llama.cpp say their context length; other servers may not
+            if m.id != self.model:
+                continue
+            meta = getattr(m, "meta", None)  # llama.cpp: the context each slot serves
+            if isinstance(getattr(m, "max_model_len", None), int):
                 self.context_tokens = m.max_model_len
+            elif isinstance(meta, dict) and isinstance(meta.get("n_ctx"), int):
+                self.context_tokens = meta["n_ctx"]
         return True
 
     def stream(
@@ -112,15 +121,23 @@ class OpenAIEngine:
     ) -> Iterator[Chunk]:
         import openai
 
+        request = dict(model=params.get("model") or self.model, messages=messages,
+                       max_tokens=params.get("max_tokens"), temperature=params.get("temperature"),
+                       stream=True, stream_options={"include_usage": True})
+        deadline = time.monotonic() + self.reconnect_s
         try:
-            stream = self.client.chat.completions.create(
-                model=params.get("model") or self.model,
-                messages=messages,
-                max_tokens=params.get("max_tokens"),
-                temperature=params.get("temperature"),
-                stream=True,
-                stream_options={"include_usage": True},
-            )
+            while True:
+                try:
+                    stream = self.client.chat.completions.create(**request)
+                    break
+                except (openai.APIConnectionError, openai.APIStatusError) as exc:
+                    # Nothing was generated yet: the server is restarting (the local supervisor
+                    # brings a killed engine back in about a second) or still loading its
+                    # model (llama.cpp answers 503). Wait for it rather than fail the prompt.
+                    busy = isinstance(exc, openai.APIConnectionError) or exc.status_code == 503
+                    if not busy or should_stop() or time.monotonic() > deadline:
+                        raise
+                    self._pause.wait(0.1)
         except openai.NotFoundError as exc:
             raise EngineError(f"The model server does not have that model ({exc.message}).") from None
         except openai.APIStatusError as exc:
@@ -187,9 +204,12 @@ def _abort(stream: Any) -> None:
 
 def make_engine(kind: str, *, url: str | None = None, model: str | None = None, api_key: str = "EMPTY",
                 echo_delay_s: float = 0.0) -> Any:
-    """Build an engine by name: echo, or openai/vllm (an OpenAI-compatible URL)."""
+    """Build an engine by name: echo, or openai/vllm/llamacpp (an OpenAI-compatible URL)."""
     if kind == "echo":
         return EchoEngine(echo_delay_s)
-    if kind in ("openai", "vllm"):
-        return OpenAIEngine(url or "http://127.0.0.1:8000/v1", model=model, api_key=api_key)
-    raise ValueError(f"unknown engine {kind!r}: use echo, openai or vllm")
+    if kind in ("openai", "vllm", "llamacpp"):
+        engine = OpenAIEngine(url or "http://127.0.0.1:8000/v1", model=model, api_key=api_key)
+        if kind == "llamacpp":
+            engine.name = "llamacpp"  # the same client; /status says which engine answers
+        return engine
+    raise ValueError(f"unknown engine {kind!r}: use echo, openai, vllm or llamacpp")

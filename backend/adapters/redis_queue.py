@@ -688,6 +688,8 @@ def _present(request_id: str, job: dict[str, Any]) -> dict[str, Any]:
             "total_s": _span(created, finished),
         },
         "cost_usd": _num(job, "cost_usd"),
+        # "length": the answer was cut at max_tokens (the app says so and offers to continue).
+        "finish_reason": job.get("finish_reason") or None,
         "error": json.loads(job["error"]) if job.get("error") else None,
         "attempt": attempt,
         "retrying": attempt > 1 and not JobStatus(job.get("status") or "queued").terminal,

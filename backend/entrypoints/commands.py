@@ -5,6 +5,7 @@
 - `worker`         the GPU worker (configured by environment variables)
 - `cost-estimate`  what a stack costs idle, line by line
 - `watchdog`       internal: stops the local service's children if it dies
+- `llamacpp-server` internal: the local stack's llama.cpp engine (a GGUF model), started on wake
 
 The desktop app's `tinyllama` command (desktop/cli.py) adds `deploy` and opens the app when
 no command is given; nothing here imports the desktop package.
@@ -58,6 +59,13 @@ def _watchdog(_args: argparse.Namespace) -> int:
     return watchdog_main()
 
 
+def _llamacpp_server(args: argparse.Namespace) -> int:
+    from backend.adapters.llamacpp import serve
+
+    return serve(args.model, args.port, context=args.context, parallel=args.parallel, threads=args.threads,
+                 chat_template_file=args.chat_template_file)
+
+
 def _worker(_args: argparse.Namespace) -> int:
     from backend.entrypoints.worker import main_from_env
 
@@ -82,9 +90,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     """Add the backend's subcommands to a parser's subparsers."""
     local = sub.add_parser("local", help="run the router, queue and worker on this computer")
     local.add_argument("--port", type=int, default=8765, help="loopback port of the API (0: any free one)")
-    local.add_argument("--engine", choices=["echo", "vllm", "openai"], default="echo")
+    local.add_argument("--engine", choices=["echo", "llamacpp", "vllm", "openai"], default="echo",
+                       help="llamacpp: a GGUF model (--model PATH.gguf) on this computer's CPU")
     local.add_argument("--engine-url", help="OpenAI-compatible base URL for --engine openai")
-    local.add_argument("--model", help="model for vLLM (path or name) or for the OpenAI-compatible server")
+    local.add_argument("--model", help="model: a .gguf file for llamacpp; a path or name for vLLM "
+                                        "or the OpenAI-compatible server")
     local.add_argument("--vllm-arg", action="append", default=[], help="extra argument for `vllm serve`")
     local.add_argument("--token", help="bearer token clients must send (default: a new random one)")
     local.add_argument("--idle-timeout", type=float, default=900.0, help="seconds before the worker stops")
@@ -105,6 +115,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
     watchdog = sub.add_parser("watchdog", help=argparse.SUPPRESS)  # internal: see backend/entrypoints/watchdog.py
     watchdog.set_defaults(func=_watchdog)
+
+    # Internal: the local stack starts it (a frozen app has no `python -m`); the API key
+    # comes from $ENGINE_API_KEY, never the command line.
+    llamacpp = sub.add_parser("llamacpp-server", help=argparse.SUPPRESS)
+    llamacpp.add_argument("--model", required=True, help="path to a .gguf file")
+    llamacpp.add_argument("--port", type=int, required=True)
+    llamacpp.add_argument("--context", type=int, required=True, help="tokens per slot")
+    llamacpp.add_argument("--parallel", type=int, default=4, help="slots: prompts decoded together")
+    llamacpp.add_argument("--threads", type=int, required=True)
+    llamacpp.add_argument("--chat-template-file", help="a Jinja chat template instead of the file's own")
+    llamacpp.set_defaults(func=_llamacpp_server)
 
     worker = sub.add_parser("worker", help="run the worker (configured by environment variables)")
     worker.set_defaults(func=_worker)

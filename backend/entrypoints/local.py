@@ -29,7 +29,14 @@ from typing import IO, Any
 
 import redis
 
-from backend.adapters.compute_local import DEFAULT_MAX_MODEL_LEN, LocalProcessCompute, find_vllm, vllm_command
+from backend.adapters import llamacpp
+from backend.adapters.compute_local import (
+    DEFAULT_MAX_MODEL_LEN,
+    LocalProcessCompute,
+    find_vllm,
+    subcommand_base,
+    vllm_command,
+)
 from backend.adapters.redis_queue import RedisQueue
 from backend.adapters.spend import StaticSpend
 from backend.core.service import Budget, PromptService
@@ -223,7 +230,8 @@ class RedisServer:
 class LocalStack:
     """Redis + router gateway + on-demand worker, as one object (also used by tests).
 
-    `engine`: "echo" (default), "vllm" (runs `vllm serve MODEL`; needs vLLM installed) or
+    `engine`: "echo" (default), "llamacpp" (llama.cpp's server on a GGUF file `model`, see
+    `backend.adapters.llamacpp`), "vllm" (runs `vllm serve MODEL`; needs vLLM installed) or
     "openai" (any OpenAI-compatible `engine_url`). `cognito` = (region, pool id, client id)
     switches auth from the per-launch token to the JWT authorizer's rules.
 
@@ -288,6 +296,8 @@ class LocalStack:
         self._last_request = time.monotonic()
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+        self._engine_key_secret = secrets.token_urlsafe(24)  # per launch: only our worker may call the engine
+        self._gguf: llamacpp.GgufInfo | None = None
 
     @property
     def url(self) -> str:
@@ -308,6 +318,11 @@ class LocalStack:
         }
         if self.engine == "echo":
             env["ENGINE"] = "echo"
+        elif self.engine == "llamacpp":
+            env["ENGINE"] = "llamacpp"
+            env["ENGINE_URL"] = f"http://127.0.0.1:{self._engine_port}/v1"
+            env[llamacpp.API_KEY_ENV] = self._engine_key_secret
+            env[llamacpp.ERROR_FILE_ENV] = os.path.join(self.workdir, "engine-error.txt")
         else:
             env["ENGINE"] = "openai"
             env["ENGINE_URL"] = self.engine_url or f"http://127.0.0.1:{self._engine_port}/v1"
@@ -316,6 +331,11 @@ class LocalStack:
         return env
 
     def _engine_cmd(self) -> list[str] | None:
+        if self.engine == "llamacpp":
+            info = self._gguf_info()
+            assert self.model is not None
+            return llamacpp.engine_command(subcommand_base(), self.model, self._engine_port,
+                                           context=self._llamacpp_context(info))
         if self.engine != "vllm":
             return None
         exe = find_vllm()
@@ -330,6 +350,24 @@ class LocalStack:
         return vllm_command(exe, self.model, self._engine_port, workdir=self.workdir, extra=self.vllm_args,
                             max_model_len=self._default_max_model_len())
 
+    def _gguf_info(self) -> llamacpp.GgufInfo:
+        """The GGUF's header, read once at start: a wrong file is refused before any wake."""
+        if self._gguf is None:
+            if not self.model:
+                raise LocalStackError("`--engine llamacpp` needs `--model PATH.gguf` (a GGUF model file).")
+            try:
+                self._gguf = llamacpp.read_gguf_info(self.model)
+            except llamacpp.ModelFileError as exc:
+                raise LocalStackError(f"{exc} {llamacpp.OTHER_ENGINE_HINT}") from None
+        return self._gguf
+
+    @staticmethod
+    def _llamacpp_context(info: llamacpp.GgufInfo) -> int:
+        # MAX_MODEL_LEN may only lower it: more than the model was trained on is noise.
+        context = llamacpp.serving_context(info)
+        forced = os.environ.get("MAX_MODEL_LEN")
+        return min(context, int(forced)) if forced else context
+
     @staticmethod
     def _default_max_model_len() -> int:
         return int(os.environ.get("MAX_MODEL_LEN") or DEFAULT_MAX_MODEL_LEN)
@@ -337,7 +375,10 @@ class LocalStack:
     def context_tokens(self) -> int | None:
         """The context the engine will serve, when the stack decides it: vLLM's
         `--max-model-len` (the caller's own in `vllm_args` wins, as in `vllm_command`).
+        llamacpp: the GGUF's own context length (each slot gets all of it).
         Other engines report theirs once a worker has run; None until then."""
+        if self.engine == "llamacpp":
+            return self._llamacpp_context(self._gguf_info())
         if self.engine != "vllm":
             return None
         for i, arg in enumerate(self.vllm_args):

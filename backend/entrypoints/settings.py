@@ -264,7 +264,8 @@ def engine_from_env() -> Any:
     from backend.adapters.engines import make_engine
 
     kind = os.environ.get("ENGINE", "openai")
-    api_key = "EMPTY"
+    # The local llamacpp engine's per-launch key comes straight from the stack (loopback only).
+    api_key = os.environ.get("ENGINE_API_KEY") or "EMPTY"
     if os.environ.get("OPENAI_SECRET"):
         api_key = _secret(os.environ["OPENAI_SECRET"])
     return make_engine(

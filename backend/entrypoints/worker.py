@@ -35,6 +35,7 @@ from backend.core.errors import TinyLlamaError
 from backend.core.jobs import JobStatus
 from backend.core.policies import should_idle_stop
 from backend.core.ports import Engine, StopSignal
+from backend.core.prompts import estimate_prompt_tokens
 
 log = logging.getLogger("tinyllama.worker")
 
@@ -390,7 +391,9 @@ class Worker:
         # A cancelled answer is still paid for: the tokens generated until the stop count,
         # one per streamed chunk where the engine did not say (vLLM streams one per chunk).
         usage = {
-            "prompt_tokens": final.prompt_tokens if final else None,
+            # A server that sends no usage still gets a count: the router's (low) estimate.
+            "prompt_tokens": (final.prompt_tokens if final and final.prompt_tokens is not None
+                              else estimate_prompt_tokens(messages)),
             "completion_tokens": (final.completion_tokens if final and final.completion_tokens is not None
                                   else len(parts)),
         }

@@ -23,7 +23,9 @@ from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_S = 900
-SIZE_BUDGET_MB = 220  # 188 MB when written; the naive spec made 232 MB
+# 188 MB when written (the naive spec made 232 MB); llama.cpp adds ~31 MB (xllamacpp's extension
+# stripped of its debug info: 30 MB, libgomp 0.3 MB), measured on the files, not on a built bundle.
+SIZE_BUDGET_MB = 240
 
 
 @dataclass

@@ -1,0 +1,136 @@
+"""The llamacpp engine: tokens/s and first token through the whole local stack vs straight to it.
+
+`python -m bench llamacpp_stack` uses the tests' tiny random GGUF (a quick run);
+`TINYLLAMA_BENCH_SHAPED=1` makes a TinyLlama-shaped random model instead (Q4_0, ~650 MB,
+written to a temporary folder and removed after; nothing is downloaded or committed).
+Both sides ask the same server for the same work: a fixed prompt, fixed max_tokens, and
+answers that never stop early (the model's EOS row is zero), so tokens are comparable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from backend.adapters import llamacpp
+from backend.adapters.compute_local import subcommand_base
+from backend.entrypoints.local import LocalStack, free_port
+from tests.fixtures.tiny_gguf import write_llama_gguf
+
+MAX_TOKENS = 128
+MESSAGES = [{"role": "user", "content": "Tell me about llamas."}]
+_pause = threading.Event()
+
+
+def _model(folder: Path) -> Path:
+    if os.environ.get("TINYLLAMA_BENCH_SHAPED"):
+        return write_llama_gguf(folder / "tinyllama-shaped.gguf", n_embd=2048, n_layer=22, n_head=32, n_head_kv=4,
+                                n_ff=5632, vocab_size=32000, context=2048, quantized=True)
+    return write_llama_gguf(folder / "tiny.gguf", context=2048, n_embd=128, n_layer=4, n_ff=256)
+
+
+def _direct(url: str, key: str) -> tuple[float, float, int]:
+    """(first token s, total s, tokens) of one streamed answer straight from the engine."""
+    start = time.perf_counter()
+    first = None
+    with requests.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, stream=True,
+                       json={"messages": MESSAGES, "max_tokens": MAX_TOKENS, "temperature": 0.7, "stream": True},
+                       timeout=300) as r:
+        for line in r.iter_lines():
+            if first is None and b'"content":"' in line:
+                first = time.perf_counter() - start
+    return first or 0.0, time.perf_counter() - start, MAX_TOKENS
+
+
+def _through(session: requests.Session, url: str) -> tuple[float, float, int]:
+    start = time.perf_counter()
+    rid = session.post(f"{url}/prompts", json={"messages": MESSAGES, "max_tokens": MAX_TOKENS}, timeout=10).json()[
+        "request_id"]
+    first = None
+    while True:
+        job = session.get(f"{url}/prompts/{rid}", timeout=10).json()
+        if first is None and job["text"]:
+            first = time.perf_counter() - start
+        if job["status"] in ("done", "failed"):
+            assert job["status"] == "done", job
+            return first or 0.0, time.perf_counter() - start, job["usage"]["completion_tokens"]
+        _pause.wait(0.005)
+
+
+def _rate(results: list[tuple[float, float, int]], wall: float) -> float:
+    return sum(r[2] for r in results) / wall
+
+
+def _cold_direct(model: Path) -> float:
+    """A fresh `llamacpp-server` process to its first streamed token."""
+    port, key = free_port(), "bench-key"
+    context = llamacpp.serving_context(llamacpp.read_gguf_info(model))
+    start = time.perf_counter()
+    proc = subprocess.Popen(llamacpp.engine_command(subcommand_base(), str(model), port, context=context),
+                            env={**os.environ, llamacpp.API_KEY_ENV: key}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            _pause.wait(0.01)
+        healthy = time.perf_counter() - start
+        first, _total, _n = _direct(f"http://127.0.0.1:{port}", key)
+        print(f"  engine process healthy after {healthy:.2f} s")
+        return healthy + first
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="tinyllama-bench-"))
+    try:
+        t = time.perf_counter()
+        model = _model(folder)
+        print(f"  model: {model.name}, {model.stat().st_size / 1e6:.1f} MB, written in {time.perf_counter() - t:.1f} s")
+        so = next(Path(p) for p in sys.path if (Path(p) / "xllamacpp").is_dir()) / "xllamacpp"
+        print(f"  install size: xllamacpp {sum(f.stat().st_size for f in so.rglob('*') if f.is_file()) / 1e6:.0f} MB")
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import xllamacpp"], check=True)
+        print(f"  `import xllamacpp` in a fresh interpreter: {time.perf_counter() - t:.2f} s")
+        cold_direct = _cold_direct(model)
+
+        with LocalStack(port=0, engine="llamacpp", model=str(model), heartbeat_s=0.2) as stack:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {stack.token}"
+            cold_stack, _total, _n = _through(session, stack.url)
+            engine_url = f"http://127.0.0.1:{stack._engine_port}"
+            key = stack._engine_key_secret
+            warm_direct = min(_direct(engine_url, key)[0] for _ in range(3))
+            warm_stack = min(_through(session, stack.url)[0] for _ in range(3))
+            print(f"  first token, cold wake: stack {cold_stack:.2f} s, direct (fresh process) {cold_direct:.2f} s")
+            print(f"  first token, warm: stack {warm_stack * 1000:.0f} ms, direct {warm_direct * 1000:.0f} ms")
+            for streams in (1, 8):
+                rates = {}
+                for name, call in (("direct", lambda: _direct(engine_url, key)),
+                                   ("stack", lambda: _through(session, stack.url))):
+                    with ThreadPoolExecutor(streams) as pool:
+                        start = time.perf_counter()
+                        results = list(pool.map(lambda _i, c=call: c(), range(streams * 2)))
+                        rates[name] = _rate(results, time.perf_counter() - start)
+                print(f"  {streams} stream(s): stack {rates['stack']:.0f} tok/s, direct {rates['direct']:.0f} tok/s, "
+                      f"ratio {rates['stack'] / rates['direct']:.2f} (goal >= 0.95)")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
