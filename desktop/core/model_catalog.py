@@ -34,16 +34,17 @@ class CatalogModel:
     license: str
     context_length: int
     summary: str
+    hub: str = HUB  # tests point it at a loopback server
 
     @property
     def url(self) -> str:
         """The Hub's download address of this exact commit's file."""
-        return f"{HUB}/{self.repository}/resolve/{self.revision}/{quote(self.file_name)}"
+        return f"{self.hub}/{self.repository}/resolve/{self.revision}/{quote(self.file_name)}"
 
     @property
     def page(self) -> str:
         """Where a person can read about the model (its card on the Hub)."""
-        return f"{HUB}/{self.repository}"
+        return f"{self.hub}/{self.repository}"
 
 
 TINYLLAMA_CHAT = CatalogModel(
