@@ -164,6 +164,8 @@ def test_dark_palette_screenshot(qtbot, paths, runner, server) -> None:  # type:
                         (QPalette.ColorRole.Base, "#303134"), (QPalette.ColorRole.Text, "#e8eaed"),
                         (QPalette.ColorRole.Button, "#303134"), (QPalette.ColorRole.ButtonText, "#e8eaed")):
         dark.setColor(role, QColor(color))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        dark.setColor(QPalette.ColorGroup.Disabled, role, QColor("#80868b"))  # greyed-out choices stay visible
     app.setPalette(dark)
     try:
         dialog = _dialog(qtbot, paths, runner, _model(server))
