@@ -31,6 +31,8 @@ RECONNECT_RETRY_S = 10.0
 SMOKE_CONNECT_S = 60.0
 
 if TYPE_CHECKING:
+    from PySide6.QtWidgets import QDialog
+
     from desktop.services.auth import CognitoAuth
     from desktop.views.sign_in_dialog import SignInDialog
 
@@ -59,6 +61,8 @@ class App:
         self.window.sign_in_requested.connect(self.sign_in)
         self.window.sign_out_requested.connect(self.sign_out)
         self.window.settings_requested.connect(self.edit_profile)
+        self.window.model_requested.connect(self.choose_model)
+        self.model_dialog: QDialog | None = None
         self.window.aws_profile_saved.connect(self.switch_to_aws)
         self.window.session.connection_lost.connect(self._local_lost)
         if self.settings.load_error:
@@ -80,14 +84,44 @@ class App:
 
     def _start_local(self) -> None:
         if self.local is None:
-            self.local = LocalProfile(engine=str(self.settings.get("local.engine")),
-                                      port=int(self.settings.get("local.port") or 0),
-                                      engine_url=str(self.settings.get("local.engine_url") or ""),
-                                      model=str(self.settings.get("local.model") or ""))
+            self.local = LocalProfile.from_settings(self.settings)
         self.window.show_notice(self.local.notice)
         self.window.wake.label.setText("Starting the local stack…")
         local = self.local
         self.runner.run(local.start, self._local_started, self._failed)
+        if local.engine == "echo" and not self.settings.get("local.model_offered"):
+            self.choose_model()  # the first run offers a real model; echo answers meanwhile
+
+    def choose_model(self) -> None:
+        """Account → Model… (and the first run's offer): download, a file, or a server."""
+        from desktop.views.model_dialog import ModelDialog
+
+        if self.model_dialog is not None and self.model_dialog.isVisible():
+            return
+        dialog = ModelDialog(self.settings, self.paths.data_dir, self.runner, self.credentials, self.window)
+        dialog.model_chosen.connect(self.apply_local_settings)
+        self.model_dialog = dialog
+        dialog.open()  # window-modal, no nested event loop: echo keeps answering
+
+    def apply_local_settings(self) -> None:
+        """The engine or model changed: restart the local service with it, no app restart.
+        Prompts typed meanwhile are held and sent once it answers."""
+        local = self.local
+        if self._closed or local is None or self.profile != "local":
+            return
+        local.configure_from(self.settings)
+        self.window.show_notice(local.notice)
+        self.window.connect_api(None)
+        self.window.session.hold()
+        self._reconnecting = True  # _local_started clears the note
+        self.window.wake.set_note("Switching the model…")
+
+        def failed(exc: BaseException) -> None:
+            self._reconnecting = False
+            self.window.wake.set_note("")
+            self._failed(exc)
+
+        self.runner.run(local.start, self._local_started, failed)
 
     def _local_started(self, endpoint: tuple[str, str]) -> None:
         url, _token = endpoint
@@ -212,7 +246,8 @@ class App:
     def edit_profile(self) -> None:
         from desktop.views.settings_dialog import SettingsDialog
 
-        SettingsDialog(self.settings, self.window).exec()
+        if SettingsDialog(self.settings, self.window).exec() and self.profile == "local":
+            self.apply_local_settings()
 
     def _failed(self, exc: BaseException) -> None:
         self.window.show_error(exc if isinstance(exc, AppError) else AppError(str(exc)))

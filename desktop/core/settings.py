@@ -14,8 +14,12 @@ from typing import Any
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "profile": {"kind": "local"},
-    # engine: echo | openai (any OpenAI-compatible URL: vLLM, Ollama, ...) | vllm (runs `vllm serve model`)
-    "local": {"engine": "echo", "port": 0, "engine_url": "", "model": ""},
+    # engine: echo | llamacpp (a GGUF file, run by llama.cpp) | openai (any OpenAI-compatible URL:
+    # vLLM, Ollama, ...) | vllm (runs `vllm serve model`)
+    # engine llamacpp runs the GGUF file `gguf` (a downloaded catalog model or the person's own);
+    # models_dir "" is the data folder's models/; model_offered: the first-run offer was shown
+    "local": {"engine": "echo", "port": 0, "engine_url": "", "model": "",
+              "gguf": "", "models_dir": "", "model_offered": False},
     "aws": {
         "api_url": "",
         "region": "us-east-1",

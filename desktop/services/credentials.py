@@ -1,4 +1,4 @@
-"""Secrets (the Cognito refresh token) in the OS keyring, behind one class.
+"""Secrets (the Cognito refresh token, an OpenAI-compatible server's API key) in the OS keyring, behind one class.
 
 When the machine has no keyring backend (a headless box, some Linux desktops without a
 Secret Service), the store keeps secrets in memory only and says so in `notice`, so the
@@ -11,6 +11,8 @@ import contextlib
 from typing import Any
 
 SERVICE = "TinyLlama"
+# The API key of the OpenAI-compatible server the Local profile uses (Account → Model…).
+ENGINE_API_KEY = "local-engine-api-key"
 
 
 class MemoryKeyring:

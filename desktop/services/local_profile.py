@@ -12,17 +12,25 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from backend.entrypoints.local_service import ServicePaths, connect_or_start
 from desktop.core.diagnostics import app_version
 from desktop.core.errors import AppError
+from desktop.core.settings import Settings
 
 ECHO_NOTICE = (
     "Local profile with the echo engine: answers repeat your message back, word by word. "
-    "For a real model, pick an engine in Account → Profile… (any OpenAI-compatible server, "
-    "such as vLLM or Ollama, or vLLM run by TinyLlama), or deploy your own GPU with "
-    "Account → Deploy to AWS…."
+    "For a real model, download TinyLlama-1.1B-Chat or use a GGUF file you have (Account → Model…), "
+    "pick an engine in Account → Profile… (any OpenAI-compatible server, such as vLLM or Ollama, "
+    "or vLLM run by TinyLlama), or deploy your own GPU with Account → Deploy to AWS…."
+)
+
+MISSING_MODEL = (
+    "The model file {path} is not there any more (moved or deleted), so answers repeat your "
+    "message back for now. Download TinyLlama-1.1B-Chat again or choose another GGUF file in "
+    "Account → Model…."
 )
 
 NEEDS_WSL = (
@@ -51,19 +59,47 @@ class LocalProfile:
         service_args: Sequence[str] = (),
         version: str | None = None,
     ) -> None:
-        self.engine = engine
         self.port = port
-        self.engine_url = engine_url or None
-        self.model = model or None
+        self._stack: Any | None = None
+        self.configure(engine, engine_url, model)
         self.paths = paths
         self.service_args = list(service_args)
         self.version = app_version() if version is None else version
         self._factory = stack_factory
-        self._stack: Any | None = None
         self._token: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> LocalProfile:
+        """The profile the settings' `local` section describes (`kwargs`: see __init__)."""
+        profile = cls(port=int(settings.get("local.port") or 0), **kwargs)
+        profile.configure_from(settings)
+        return profile
+
+    def configure_from(self, settings: Settings) -> None:
+        """Take the settings' engine; llamacpp runs `local.gguf`, the others `local.model`."""
+        engine = str(settings.get("local.engine"))
+        model = str(settings.get("local.gguf") if engine == "llamacpp" else settings.get("local.model") or "")
+        self.configure(engine, str(settings.get("local.engine_url") or ""), model)
+
+    def configure(self, engine: str, engine_url: str = "", model: str = "") -> None:
+        """Switch engine or model. The next `start()` uses it: a service with other options
+        is replaced (its answers in flight finish first), an in-process stack is stopped."""
+        self.chosen = engine
+        self.engine_url = engine_url or None
+        self.model = model or None
+        self._missing = ""
+        if engine == "llamacpp" and not (self.model and Path(self.model).is_file()):
+            # No model yet (or it was moved): echo answers, and the notice says why.
+            self._missing, engine, self.model = self.model or "", "echo", None
+        self.engine = engine
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.stop()
 
     @property
     def notice(self) -> str:
+        if self._missing:
+            return MISSING_MODEL.format(path=self._missing)
         return ECHO_NOTICE if self.engine == "echo" else ""
 
     def options(self) -> list[str]:

@@ -39,6 +39,7 @@ class MainWindow(QMainWindow):
     sign_in_requested = Signal()
     sign_out_requested = Signal()
     settings_requested = Signal()
+    model_requested = Signal()  # Account → Model…: the app opens desktop/views/model_dialog.py
     error_shown = Signal(str)
     aws_profile_saved = Signal()  # the deploy wizard wrote a stack's outputs and the person wants to sign in
 
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         self.sign_out_action = account.addAction("Sign &out", lambda: self.sign_out_requested.emit())
         account.addSeparator()
         account.addAction("&Profile…", lambda: self.settings_requested.emit())
+        account.addAction("&Model…", lambda: self.model_requested.emit())
         account.addSeparator()
         account.addAction("&Deploy to AWS…", self.open_deploy_wizard)
         account.addAction("&Costs…", self.open_costs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -26,6 +27,7 @@ _URL = re.compile(r"^https?://\S+$")
 
 ENGINES = {
     "echo": "Echo — repeats your message (no model needed)",
+    "llamacpp": "A GGUF model on this computer, run by llama.cpp (TinyLlama-1.1B-Chat: Account → Model…)",
     "openai": "An OpenAI-compatible server (vLLM, Ollama, …)",
     "vllm": "vLLM on this computer (TinyLlama runs `vllm serve`)",
 }
@@ -35,6 +37,8 @@ def local_engine_problems(engine: str, url: str, model: str) -> list[str]:
     """What the chosen local engine still needs, in words."""
     if engine == "openai" and not _URL.match(url):
         return ["The server URL must start with http:// or https:// (e.g. http://127.0.0.1:11434/v1)"]
+    if engine == "llamacpp" and not Path(model).expanduser().is_file():
+        return ["llama.cpp needs a GGUF model file that exists: download one or pick yours in Account → Model…"]
     if engine == "vllm" and not model:
         return ["vLLM needs a model: a folder with the weights, or a model name it can load"]
     return []
@@ -89,12 +93,15 @@ class SettingsDialog(QDialog):
         self.engine.setCurrentIndex(max(0, self.engine.findData(settings.get("local.engine"))))
         self.engine_url = QLineEdit(str(settings.get("local.engine_url") or ""), local_box)
         self.engine_url.setPlaceholderText("http://127.0.0.1:11434/v1")
-        self.model = QLineEdit(str(settings.get("local.model") or ""), local_box)
+        self._models = {"llamacpp": str(settings.get("local.gguf") or "")}
+        self._models["other"] = str(settings.get("local.model") or "")
+        self.model = QLineEdit(self._model_for(settings.get("local.engine")), local_box)
         self.model.setPlaceholderText("the server's default model")
         local_form.addRow("Engine", self.engine)
         local_form.addRow("Server URL", self.engine_url)
         local_form.addRow("Model", self.model)
-        self.engine.currentIndexChanged.connect(self._engine_changed)
+        self.engine.currentIndexChanged.connect(self._engine_switched)
+        self._shown_engine = self.engine.currentData()
         self._engine_changed()
         self.local_box = local_box
         self.local.toggled.connect(local_box.setEnabled)
@@ -113,8 +120,19 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.aws)
         layout.addWidget(box)
         layout.addWidget(self.problems)
-        layout.addWidget(QLabel("A new profile takes effect after restarting TinyLlama.", self))
+        layout.addWidget(QLabel("A new local engine takes effect at once; switching between Local and AWS "
+                                "after restarting TinyLlama.", self))
         layout.addWidget(buttons)
+
+    def _model_for(self, engine: object) -> str:
+        """llama.cpp's model is a file (local.gguf); the others' a name (local.model)."""
+        return self._models["llamacpp" if engine == "llamacpp" else "other"]
+
+    def _engine_switched(self) -> None:
+        previous, self._shown_engine = self._shown_engine, self.engine.currentData()
+        self._models["llamacpp" if previous == "llamacpp" else "other"] = self.model.text()
+        self.model.setText(self._model_for(self._shown_engine))
+        self._engine_changed()
 
     def _engine_changed(self) -> None:
         engine = self.engine.currentData()
@@ -136,7 +154,7 @@ class SettingsDialog(QDialog):
         if self.local.isChecked():
             self.settings.set("local.engine", engine)
             self.settings.set("local.engine_url", url)
-            self.settings.set("local.model", model)
+            self.settings.set("local.gguf" if engine == "llamacpp" else "local.model", model)
         for key, value in values.items():
             self.settings.set(f"aws.{key}", value)
         self.settings.save()

@@ -85,3 +85,22 @@ def test_vllm_engine_needs_a_model(qtbot, paths) -> None:  # type: ignore[no-unt
     dialog.engine.setCurrentIndex(dialog.engine.findData("vllm"))
     dialog.save()
     assert "model" in dialog.problems.text() and not paths.settings_file.exists()
+
+
+def test_llamacpp_engine_runs_a_gguf_file_kept_apart_from_server_model_names(qtbot, paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(paths.settings_file)
+    settings.set("local.model", "llama3.2")
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.engine.setCurrentIndex(dialog.engine.findData("llamacpp"))
+    assert dialog.model.text() == ""  # the openai engine's model name is not a file
+    dialog.model.setText(str(tmp_path / "missing.gguf"))
+    dialog.save()
+    assert "GGUF model file" in dialog.problems.text() and not paths.settings_file.exists()
+    model = tmp_path / "tiny.gguf"
+    model.write_bytes(b"GGUF")
+    dialog.model.setText(str(model))
+    with qtbot.waitSignal(dialog.accepted, timeout=1000):
+        dialog.save()
+    saved = json.loads(paths.settings_file.read_text())["local"]
+    assert saved["engine"] == "llamacpp" and saved["gguf"] == str(model) and saved["model"] == "llama3.2"

@@ -103,3 +103,44 @@ def test_without_a_login_session_the_runtime_folder_is_private_and_quiet(monkeyp
     assert paths.runtime_dir.parent == tmp_path and paths.runtime_dir.name.startswith("tinyllama-")
     paths.ensure()
     assert paths.runtime_dir.stat().st_mode & 0o077 == 0
+
+
+def test_llamacpp_without_its_file_answers_with_echo_and_says_why(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "gone.gguf"
+    profile = LocalProfile(engine="llamacpp", model=str(missing))
+    assert profile.engine == "echo" and profile.options() == ["--port", "0", "--engine", "echo"]
+    assert str(missing) in profile.notice and "Account → Model" in profile.notice
+    assert "Account → Model" in LocalProfile().notice  # the echo notice names the way to a model
+
+
+def test_llamacpp_runs_the_settings_gguf_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from desktop.core.settings import Settings
+
+    model = tmp_path / "tiny.gguf"
+    model.write_bytes(b"GGUF")
+    settings = Settings(tmp_path / "settings.json")
+    settings.set("local.engine", "llamacpp")
+    settings.set("local.gguf", str(model))
+    settings.set("local.model", "a server's model name")  # belongs to the openai engine, not this one
+    profile = LocalProfile.from_settings(settings)
+    assert profile.options() == ["--port", "0", "--engine", "llamacpp", "--model", str(model)]
+    assert profile.expected()["engine"] == "llamacpp" and profile.expected()["model"] == str(model)
+    assert profile.notice == ""
+
+
+def test_switching_engine_stops_the_in_process_stack_and_starts_the_new_one() -> None:
+    made: list[_Stack] = []
+    stopped: list[_Stack] = []
+
+    def factory(**kw: Any) -> _Stack:
+        stack = _Stack(**kw)
+        stack.stop = lambda: stopped.append(stack)  # type: ignore[method-assign]
+        made.append(stack)
+        return stack
+
+    profile = LocalProfile(stack_factory=factory)
+    profile.start()
+    profile.configure("openai", "http://127.0.0.1:11434/v1", "llama3.2")
+    assert stopped == [made[0]]
+    profile.start()
+    assert made[1].kwargs["engine"] == "openai" and made[1].kwargs["model"] == "llama3.2"
