@@ -21,7 +21,7 @@ from desktop.core.history import HistoryStore
 from desktop.core.paths import AppPaths
 from desktop.core.settings import Settings
 from desktop.services.api import ApiClient
-from desktop.services.credentials import CredentialStore
+from desktop.services.credentials import ENGINE_API_KEY, CredentialStore
 from desktop.services.local_profile import LocalProfile
 
 RECONNECTING = "Reconnecting to the local stack…"
@@ -84,7 +84,8 @@ class App:
 
     def _start_local(self) -> None:
         if self.local is None:
-            self.local = LocalProfile.from_settings(self.settings)
+            self.local = LocalProfile.from_settings(
+                self.settings, api_key=lambda: self.credentials.get(ENGINE_API_KEY))
         self.window.show_notice(self.local.notice)
         self.window.wake.label.setText("Starting the local stack…")
         local = self.local

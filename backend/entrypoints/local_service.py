@@ -211,9 +211,18 @@ def mismatches(info: dict[str, Any], expect: Mapping[str, Any]) -> list[str]:
     return [key for key, value in expect.items() if info.get(key) != value]
 
 
+def key_fingerprint(key: str | None) -> str:
+    """What the discovery file records of the engine's API key: enough to tell a changed
+    key (the service is then restarted with it), never the key."""
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()[:16] if key else ""
+
+
 def connect_or_start(options: Sequence[str] = (), paths: ServicePaths | None = None,
                      timeout_s: float = START_TIMEOUT_S,
-                     expect: Mapping[str, Any] | None = None) -> tuple[str, str]:
+                     expect: Mapping[str, Any] | None = None,
+                     env: Mapping[str, str] | None = None) -> tuple[str, str]:
     """(url, token) of the running service, starting it first when none answers.
 
     `expect` ({"version": …, "engine": …, "engine_url": …, "model": …}): a running service
@@ -223,6 +232,8 @@ def connect_or_start(options: Sequence[str] = (), paths: ServicePaths | None = N
 
     Blocking (up to `timeout_s`, plus a replaced service's warm stop): run off the UI
     thread. ServiceError says what went wrong, with the end of the service's log.
+    `env` is added to the service's environment: secrets go there (ENGINE_API_KEY), never
+    into `options`, which any process may read from the command line.
     """
     paths = paths or ServicePaths.default()
     paths.ensure()
@@ -239,7 +250,7 @@ def connect_or_start(options: Sequence[str] = (), paths: ServicePaths | None = N
             log.info("the local service (pid %d) runs with other %s: replacing it",
                      info["pid"], ", ".join(different))
             stop_service(paths, int(info["pid"]))
-        info = _start(paths, list(options), timeout_s)
+        info = _start(paths, list(options), timeout_s, env or {})
     return str(info["url"]), str(info["token"])
 
 
@@ -279,12 +290,12 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
-def _start(paths: ServicePaths, options: list[str], timeout_s: float) -> dict[str, Any]:
+def _start(paths: ServicePaths, options: list[str], timeout_s: float, env: Mapping[str, str]) -> dict[str, Any]:
     with open(paths.log_file, "ab") as out:
         proc = subprocess.Popen(
             service_command(options), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own session: a terminal's hangup or Ctrl-C does not reach it
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
         )
     # It outlives us by design; a thread reaps it if it exits while we run (no zombie).
     threading.Thread(target=proc.wait, name="service-reaper", daemon=True).start()
@@ -343,7 +354,8 @@ def run_service(stack_kwargs: dict[str, Any], idle_timeout_s: float, paths: Serv
         pid = os.getpid()
         try:
             write_discovery(paths, {"url": stack.url, "token": stack.token, "pid": pid, "version": version,
-                                    "engine": stack.engine, "engine_url": stack.engine_url, "model": stack.model})
+                                    "engine": stack.engine, "engine_url": stack.engine_url, "model": stack.model,
+                                    "engine_key": key_fingerprint(os.environ.get("ENGINE_API_KEY"))})
             log.info("local service (pid %d) on %s, engine %s", pid, stack.url, stack.engine)
             while not done.wait(min(1.0, max(0.05, idle_timeout_s / 4))):
                 if stack.idle_for() > idle_timeout_s:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from backend.entrypoints.local_service import ServicePaths, connect_or_start
+from backend.entrypoints.local_service import ServicePaths, connect_or_start, key_fingerprint
 from desktop.core.diagnostics import app_version
 from desktop.core.errors import AppError
 from desktop.core.settings import Settings
@@ -58,8 +58,12 @@ class LocalProfile:
         paths: ServicePaths | None = None,
         service_args: Sequence[str] = (),
         version: str | None = None,
+        api_key: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.port = port
+        # The OpenAI-compatible server's key, read from the keyring when the service starts
+        # and handed over in its environment (ENGINE_API_KEY), never on a command line.
+        self.api_key = api_key
         self._stack: Any | None = None
         self.configure(engine, engine_url, model)
         self.paths = paths
@@ -117,7 +121,11 @@ class LocalProfile:
         version and the settings' engine (as its discovery file records them)."""
         real = self.engine != "echo"
         return {"version": self.version, "engine": self.engine,
-                "engine_url": self.engine_url if real else None, "model": self.model if real else None}
+                "engine_url": self.engine_url if real else None, "model": self.model if real else None,
+                "engine_key": key_fingerprint(self._key())}
+
+    def _key(self) -> str | None:
+        return self.api_key() if self.engine == "openai" else None
 
     def start(self) -> tuple[str, str]:
         """Blocking (a second or so when it must start the service): run off the UI thread.
@@ -129,7 +137,9 @@ class LocalProfile:
         if sys.platform == "win32":  # the service's locks and process groups are POSIX-only
             raise AppError(NEEDS_WSL)
         try:
-            url, token = connect_or_start(self.options(), self.paths, expect=self.expected())
+            key = self._key()
+            url, token = connect_or_start(self.options(), self.paths, expect=self.expected(),
+                                          env={"ENGINE_API_KEY": key} if key else None)
         except Exception as exc:  # ServiceError, OSError, or a platform without flock: words, not a traceback
             raise AppError(
                 f"The local TinyLlama service could not start ({exc}). "

@@ -206,3 +206,27 @@ def test_a_service_of_another_version_is_replaced(paths: ServicePaths) -> None:
     url2, token2 = first.start()
     assert gone(old) and _service_pid(paths) != old and (url2, token2) != (url, token)
     assert read_discovery(paths)["version"] == first.version  # type: ignore[index]
+
+
+def test_the_servers_api_key_reaches_the_worker_from_the_keyring_and_never_a_command_line(  # type: ignore[no-untyped-def]
+        paths: ServicePaths, openai_server) -> None:
+    openai_server.api_key = "sk-first"
+    keyring = {"key": "sk-first"}
+    profile = LocalProfile(engine="openai", engine_url=openai_server.url, model="tiny", paths=paths,
+                           service_args=FAST[2:], api_key=lambda: keyring["key"])
+    api = Api(*profile.start())
+    rid = api.post("hello")
+    wait_until(lambda: api.get(rid)["status"] == "done", 20, message="the answer")
+    assert api.get(rid)["text"] == "t0 t1 t2 "
+    first = _service_pid(paths)
+    for pid in [first, *children(first)]:
+        assert b"sk-first" not in Path(f"/proc/{pid}/cmdline").read_bytes(), pid  # `ps` shows no key
+    assert "sk-first" not in json.dumps(read_discovery(paths))  # only a fingerprint
+
+    # The person pastes a new key in Account → Model…: the service restarts with it.
+    openai_server.api_key = keyring["key"] = "sk-second"
+    api = Api(*profile.start())
+    assert gone(first)
+    rid = api.post("again")
+    wait_until(lambda: api.get(rid)["status"] == "done", 20, message="the answer with the new key")
+    assert openai_server.keys_seen[-1] == "sk-second"
