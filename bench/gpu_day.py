@@ -31,7 +31,7 @@ from backend.entrypoints.local import LocalStack
 
 SCALE = 400.0  # simulated seconds per real second
 BOOT_S = 18.0 + 40.0  # EC2 pending→running + vLLM ready (DESIGN.md's checked ranges, mid-points)
-DEFAULT_IDLE_TIMEOUT_S = 900.0  # infra/stack.yaml's IdleTimeoutS default
+DEFAULT_IDLE_TIMEOUT_S = 300.0  # infra/stack.yaml's IdleTimeoutS default (tests/infra checks they agree)
 IDLE_TIMEOUTS_S = (900.0, 600.0, 300.0, 120.0)
 GOAL = 1.3
 SESSIONS = (17, 17, 16)  # prompts per session: 50 in all (morning, afternoon, evening)

@@ -243,3 +243,11 @@ def test_counted_resources_match_the_template(redis: str, egress: str) -> None:
     if redis == "elasticache-node":
         (group,) = created(p, "AWS::ElastiCache::ReplicationGroup").values()
         assert group["Properties"]["CacheNodeType"] in pricing.PRICES.hourly  # type: ignore[index]
+
+
+def test_the_gpu_day_bench_measures_the_stacks_own_idle_timeout() -> None:
+    # bench/gpu_day.py's headline ratio (billed ÷ in session, goal 1.3) is only the stack's
+    # if it simulates the template's default idle timeout.
+    from bench import gpu_day
+
+    assert gpu_day.DEFAULT_IDLE_TIMEOUT_S == float(STACK["Parameters"]["IdleTimeoutS"]["Default"]) == 300.0
