@@ -79,11 +79,15 @@ def test_on_windows_the_local_profile_says_it_needs_wsl(tmp_path, monkeypatch) -
 
 def test_a_running_service_is_reused_only_with_this_version_and_engine() -> None:
     assert LocalProfile(version="1.2").expected() == {"version": "1.2", "engine": "echo", "engine_url": None,
-                                                      "model": None}
+                                                      "model": None, "engine_key": ""}
     # echo ignores a URL and model left in the settings, as the service it starts does.
     assert LocalProfile(engine_url="http://x/v1", model="m", version="1.2").expected()["engine_url"] is None
     assert LocalProfile(engine="openai", engine_url="http://x/v1", model="m", version="1.2").expected() == {
-        "version": "1.2", "engine": "openai", "engine_url": "http://x/v1", "model": "m"}
+        "version": "1.2", "engine": "openai", "engine_url": "http://x/v1", "model": "m", "engine_key": ""}
+    # a key is compared by fingerprint, so a new key restarts the service; echo has none
+    keyed = LocalProfile(engine="openai", engine_url="http://x/v1", model="m", version="1.2", api_key=lambda: "sk-1")
+    assert keyed.expected()["engine_key"] not in ("", "sk-1")
+    assert LocalProfile(version="1.2", api_key=lambda: "sk-1").expected()["engine_key"] == ""
 
 
 def test_without_a_login_session_the_runtime_folder_is_private_and_quiet(monkeypatch, tmp_path) -> None:
