@@ -162,7 +162,7 @@ def test_panel_shows_month_budget_live_estimate_and_guard(qtbot: Any, endpoint: 
     qtbot.waitUntil(lambda: not panel._busy, timeout=5000)
     live = panel.snapshot.live if panel.snapshot else None
     assert live is not None and live.gpu_hours_since == pytest.approx(0.5)
-    assert "GPU: 0.50 h × $0.526" in panel.live.text()
+    assert "GPU: 0.50 h × $0.531" in panel.live.text()  # g4dn.xlarge and its public IPv4
 
     panel.set_guard_refusal("month-to-date spend has reached the hard cap of $21.00.")
     assert panel.guard.isVisible()

@@ -140,7 +140,7 @@ def test_full_stack(aws: dict[str, Any]) -> None:
                              Overwrite=True)
     info, outputs = deploy(aws, "stack.yaml", {
         "CodeS3Bucket": aws["code_bucket"], "AlertEmail": "me@example.com", "ImageParameter": "/test/worker-ami",
-        "RootVolumeGiB": "60", "WorkerSubnet": "second",
+        "RootVolumeGiB": "60", "WorkerSubnet": "second", "CreateDashboard": "true",
     })
     assert set(outputs) == {"ApiUrl", "Region", "UserPoolId", "UserPoolClientId", "InstanceId", "DataBucket",
                             "BudgetName", "WorkerLogGroup"}
@@ -197,8 +197,9 @@ def test_full_stack(aws: dict[str, Any]) -> None:
     # the default egress is IPv6 (EgressMode=ipv6): no NAT of any kind, and no IPv4 way out
     # of the private subnets; the public ones route to the internet gateway
     assert not {"NatGateway", "NatGatewayAddress", "PrivateRouteViaNatGateway"} & info["created"].keys()
-    assert [r["InstanceId"] for res in ec2.describe_instances(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])[
-        "Reservations"] for r in res["Instances"]] == [outputs["InstanceId"]]
+    in_vpc = {r["InstanceId"] for res in ec2.describe_instances(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])[
+        "Reservations"] for r in res["Instances"]}
+    assert in_vpc == {outputs["InstanceId"], info["created"]["RedisInstance"]}  # the GPU and Redis (the default)
     tables = {t["RouteTableId"]: t for t in ec2.describe_route_tables(
         Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]}
     private = tables[info["created"]["PrivateRouteTable"]]
@@ -246,7 +247,7 @@ def check_the_redis_instance_stack(aws: dict[str, Any]) -> None:
                              Overwrite=True)
     info, _ = deploy(aws, "stack.yaml", {
         "CodeS3Bucket": aws["code_bucket"], "AlertEmail": "me@example.com", "ImageParameter": "/test/worker-ami",
-        "RedisMode": "instance",
+        "RedisMode": "instance", "CreateDashboard": "true",
     })
     created, ec2 = info["created"], aws["ec2"]
     assert {"RedisInstance", "RedisInstanceRole", "RedisInstanceProfile",

@@ -99,7 +99,8 @@ def test_ipv6_mode_has_no_nat_and_sends_ipv6_out_through_the_egress_only_gateway
     resources = created("ipv6")
     assert not of_type(resources, "AWS::EC2::NatGateway")
     assert not of_type(resources, "AWS::EC2::EIP")
-    assert set(of_type(resources, "AWS::EC2::Instance")) == {"WorkerInstance"}  # no NAT instance
+    # the GPU and (RedisMode=instance, the default) Redis: no NAT instance
+    assert set(of_type(resources, "AWS::EC2::Instance")) == {"WorkerInstance", "RedisInstance"}
     assert routes(resources, "PrivateRouteTable") == {
         "::/0": {"EgressOnlyInternetGatewayId": {"Ref": "EgressOnlyInternetGateway"}}}
     assert of_type(resources, "AWS::EC2::EgressOnlyInternetGateway")["EgressOnlyInternetGateway"][
