@@ -108,7 +108,8 @@ def test_search_copy_regenerate_and_delete_shortcuts(open_window, api, qtbot) ->
 
     qtbot.keyClick(window.chat.prompt, Qt.Key.Key_R,
                    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-    qtbot.waitUntil(lambda: _last(window).request_id not in (None, first_request) and _last(window).status == "done", timeout=20000)
+    qtbot.waitUntil(lambda: _last(window).request_id not in (None, first_request)
+                    and _last(window).status == "done", timeout=20000)
     msgs = window.history.messages(conv.id)
     assert [m.content for m in msgs] == ["echo me", "echo me"], "regenerate replaces the answer"
 
