@@ -102,6 +102,14 @@ class ChatSession(QObject):
     def inflight(self) -> int:
         return len(self._pollers) + len(self._sending) + len(self._held)
 
+    def counts(self) -> tuple[int, int]:
+        """(prompts waiting for their answer to start, answers streaming now)."""
+        running = 0
+        for msg_id in self._pollers:
+            msg = self.history.message(msg_id)
+            running += msg is not None and msg.status == "running"
+        return self.inflight() - running, running
+
     # send ----------------------------------------------------------------------------
 
     def send(self, conv_id: int, text: str) -> ChatMessage | None:

@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self.chat.stop_requested.connect(self.stop)
         self.chat.settings_changed.connect(self.history.update_settings)
         self.chat.set_send_key(str(settings.get("chat.send_key")))
+        self.wake.local_engine = str(settings.get("local.engine") or "")
         self.conversations.chosen.connect(self._focus_prompt)
         self.session.message_changed.connect(self._message_changed)
         self.session.error.connect(self.show_error)
@@ -443,8 +444,10 @@ class MainWindow(QMainWindow):
 
     def _message_changed(self, msg: ChatMessage) -> None:
         self.chat.upsert(msg)
+        self._inflight_changed(self.session.inflight())  # queued → running changes the strip
         if not msg.in_flight and msg.status == "done" and isinstance(self.wake.error, NetworkError):
             self.wake.clear_error()
 
-    def _inflight_changed(self, count: int) -> None:
-        self.wake.set_waiting(count)
+    def _inflight_changed(self, _count: int) -> None:
+        waiting, running = self.session.counts()
+        self.wake.set_waiting(waiting, running)
