@@ -37,6 +37,8 @@ NOT_CONNECTED = "Not connected yet; your prompt is still in the box. Send it aga
 # Moving or resizing the window writes its geometry this long after the last change, so a
 # crash keeps the last size without writing the settings file on every pixel of a drag.
 GEOMETRY_SAVE_MS = 500
+# Window-manager frame and title bar around a restored window (logical px), left free on screen.
+FRAME_ALLOWANCE_PX = (16, 48)
 
 # What each shortcut does, for Help → Keyboard shortcuts (the actions use the same keys).
 SHORTCUTS = (
@@ -245,6 +247,17 @@ class MainWindow(QMainWindow):
         geometry = str(self.settings.get("window.geometry") or "")
         if geometry:
             self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+            # Saved at another scale or on a bigger screen: Qt keeps the size; fit it.
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            if screen is not None:
+                room = screen.availableGeometry()
+                # Before the first show the frame is not known yet: leave room for one.
+                frame_w, frame_h = FRAME_ALLOWANCE_PX
+                width = min(self.width(), room.width() - frame_w)
+                height = min(self.height(), room.height() - frame_h)
+                if (width, height) != (self.width(), self.height()):
+                    self.resize(width, height)
+                    self.move(room.topLeft())
         splitter = str(self.settings.get("window.splitter") or "")
         if splitter:
             self.splitter.restoreState(QByteArray.fromBase64(splitter.encode("ascii")))

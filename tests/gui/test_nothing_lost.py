@@ -106,3 +106,14 @@ def test_size_splitter_and_open_chat_survive_a_restart_and_a_crash(open_window, 
     assert (second.width(), second.height()) == (700, 520)
     assert second.splitter.sizes()[0] == 300
     assert second.chat.conversation.id == older.id
+
+
+def test_a_saved_size_larger_than_the_screen_is_fitted(open_window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    first = open_window(None)
+    first.window.resize(1300, 1100)  # saved on a bigger screen, or at another scale
+    first.window.save_geometry()
+    first.close()
+    window = open_window(None).window
+    room = window.screen().availableGeometry()
+    assert window.frameGeometry().width() <= room.width() and window.frameGeometry().height() <= room.height()
+    assert room.contains(window.frameGeometry().topLeft())
