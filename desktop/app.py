@@ -25,6 +25,7 @@ from desktop.services.credentials import ENGINE_API_KEY, CredentialStore
 from desktop.services.local_profile import LocalProfile
 
 RECONNECTING = "Reconnecting to the local stack…"
+STARTING = "Starting the local stack… a prompt sent now goes out when it is ready"
 # After a failed attempt to bring the local service back (its error is shown), try again.
 RECONNECT_RETRY_S = 10.0
 # The bundle's smoke test: a cold start of the background service from the bundle, on a busy CI box.
@@ -87,7 +88,9 @@ class App:
             self.local = LocalProfile.from_settings(
                 self.settings, api_key=lambda: self.credentials.get(ENGINE_API_KEY))
         self.window.show_notice(self.local.notice)
-        self.window.wake.label.setText("Starting the local stack…")
+        # Prompts sent while it starts are kept and go out as soon as it answers.
+        self.window.session.hold()
+        self.window.wake.set_note(STARTING)
         local = self.local
         self.runner.run(local.start, self._local_started, self._failed)
         if local.engine == "echo" and not self.settings.get("local.model_offered"):
@@ -135,9 +138,8 @@ class App:
         # stopped when idle): the session says so instead of showing connection errors.
         self.window.session.reconnects = True
         self.window.connect_api(self.api)  # sends held prompts, re-follows running answers
-        if self._reconnecting:
-            self._reconnecting = False
-            self.window.wake.set_note("")
+        self._reconnecting = False
+        self.window.wake.set_note("")
         if old is not None:
             old.close()
 

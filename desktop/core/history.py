@@ -103,6 +103,18 @@ class HistoryStore:
                 [*(getattr(conv, c) for c in cols), conv.id],
             )
 
+    def update_settings(self, conv_id: int, values: dict[str, object]) -> None:
+        """Write a chat's generation settings and nothing else: the title (renamed or
+        given automatically meanwhile) is never written back from a stale copy."""
+        cols = [c for c in ("system_prompt", "temperature", "max_tokens", "model") if c in values]
+        if not cols:
+            return
+        with self._db:
+            self._db.execute(
+                f"UPDATE conversations SET {', '.join(f'{c} = ?' for c in cols)}, updated_at = ? WHERE id = ?",
+                [*(values[c] for c in cols), time.time(), conv_id],
+            )
+
     def rename(self, conv_id: int, title: str) -> None:
         title = title.strip() or "Untitled"
         with self._db:
@@ -143,6 +155,10 @@ class HistoryStore:
                 f"UPDATE messages SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
                 [*(getattr(msg, c) for c in cols), msg.id],
             )
+
+    def delete_message(self, msg_id: int) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM messages WHERE id = ?", (msg_id,))
 
     def message(self, msg_id: int) -> ChatMessage | None:
         row = self._db.execute("SELECT * FROM messages WHERE id = ?", (msg_id,)).fetchone()

@@ -35,8 +35,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "warning_usd": 0.0,
         "hard_cap_usd": 0.0,
     },
-    "chat": {"system_prompt": "", "temperature": 0.7, "max_tokens": 512, "model": ""},
-    "window": {"last_conversation": 0},
+    # send_key: "enter" (Shift+Enter makes a new line) | "ctrl+enter" (Enter makes a new line)
+    "chat": {"system_prompt": "", "temperature": 0.7, "max_tokens": 512, "model": "", "send_key": "enter"},
+    # geometry and splitter: Qt's saveGeometry()/saveState() bytes, base64 ("" = never saved)
+    "window": {"last_conversation": 0, "geometry": "", "splitter": ""},
 }
 
 

@@ -76,6 +76,11 @@ class ChatSession(QObject):
         self._holding = True
         self.shutdown()
 
+    @property
+    def holding(self) -> bool:
+        """Prompts sent now are kept and go out when the connection is (back) up."""
+        return self._holding
+
     def is_lost_connection(self, exc: BaseException) -> bool:
         """Whether `exc` means the API went away and this session brings it back."""
         return self.reconnects and isinstance(exc, NetworkError) and exc.code == UNREACHABLE
@@ -96,6 +101,14 @@ class ChatSession(QObject):
 
     def inflight(self) -> int:
         return len(self._pollers) + len(self._sending) + len(self._held)
+
+    def counts(self) -> tuple[int, int]:
+        """(prompts waiting for their answer to start, answers streaming now)."""
+        running = 0
+        for msg_id in self._pollers:
+            msg = self.history.message(msg_id)
+            running += msg is not None and msg.status == "running"
+        return self.inflight() - running, running
 
     # send ----------------------------------------------------------------------------
 
@@ -130,6 +143,18 @@ class ChatSession(QObject):
         else:
             self._submit(api, answer.id, messages, params)
         return answer
+
+    def regenerate(self, conv_id: int) -> ChatMessage | None:
+        """Replace the chat's last answer by a new one to the same prompt."""
+        msgs = self.history.messages(conv_id)
+        if not msgs or msgs[-1].role != "assistant" or msgs[-1].in_flight:
+            return None
+        if len(msgs) < 2 or msgs[-2].role != "user":
+            return None
+        prompt = msgs[-2]
+        self.history.delete_message(msgs[-1].id)
+        self.history.delete_message(prompt.id)
+        return self.send(conv_id, prompt.content)
 
     def _submit(self, api: ApiClient, msg_id: int, messages: list[dict[str, str]],
                 params: dict[str, Any]) -> None:

@@ -2,6 +2,10 @@
 
 Only the answer that is growing is re-rendered on each update (its HTML replaces the tail
 of the document), so a long transcript does not cost a full re-layout 4 times a second.
+
+The transcript follows the conversation: opening a chat shows its newest messages, a new
+prompt scrolls into view, and while the view is at the bottom it follows the growing
+answer. Once the person scrolls up it stays put and offers "Jump to latest".
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from desktop.core.models import ChatMessage, Conversation
 
 # How many messages a chat shows when opened; older ones come with "Show earlier".
 RECENT = 16
+# Within this many pixels of the end counts as "at the bottom" (a wheel notch is ~20 px).
+BOTTOM_SLACK_PX = 4
+SEND_KEYS = ("enter", "ctrl+enter")
 
 _WAITING_WORDS = {
     "sending": "Sending…",
@@ -61,9 +68,11 @@ def answer_meta(msg: ChatMessage) -> str:
 class ChatView(QWidget):
     """Shows one conversation; emits what the person asks for."""
 
-    send_requested = Signal(str)
+    send_requested = Signal(str)  # the box keeps the text until the window calls prompt_sent()
     stop_requested = Signal()
-    settings_changed = Signal(object)  # Conversation with edited generation settings
+    # (conversation id, {"system_prompt", "temperature", "max_tokens", "model"}): only the
+    # settings, never the whole conversation as loaded (that would write back a stale title)
+    settings_changed = Signal(int, object)
 
     def __init__(self, renderer: MarkdownRenderer | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -74,12 +83,26 @@ class ChatView(QWidget):
         self._tail_pos = -1
         self._tail_blocks = 0
         self._first_shown = 0
+        self._following = True  # the view sticks to the end as it grows
+        self._rendering = False  # our own re-layouts are not the person scrolling
+        self.send_key = "enter"
         self.copied = ""
 
         self.transcript = QTextBrowser(self)
         self.transcript.setOpenLinks(False)
         self.transcript.anchorClicked.connect(self._link)
         self.transcript.document().setDocumentMargin(12)
+        bar = self.transcript.verticalScrollBar()
+        # rangeChanged also comes from Qt's deferred layout, after our calls returned.
+        bar.rangeChanged.connect(self._range_changed)
+        bar.valueChanged.connect(self._scrolled)
+        self.jump_button = QToolButton(self.transcript)
+        self.jump_button.setText("↓ Jump to latest")
+        self.jump_button.setToolTip("Scroll to the newest message (End)")
+        self.jump_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.jump_button.clicked.connect(self.jump_to_latest)
+        self.jump_button.setVisible(False)
+        self.transcript.installEventFilter(self)
 
         self.settings_button = QToolButton(self)
         self.settings_button.setText("Chat settings")
@@ -89,10 +112,9 @@ class ChatView(QWidget):
         self.settings_button.toggled.connect(self.settings_panel.setVisible)
 
         self.prompt = QPlainTextEdit(self)
-        self.prompt.setPlaceholderText("Ask anything — Ctrl+Enter sends")
         self.prompt.setFixedHeight(84)
+        self.prompt.setTabChangesFocus(True)  # Tab leaves the box, as in every form
         self.send_button = QPushButton("Send", self)
-        self.send_button.setDefault(True)
         self.send_button.clicked.connect(self._send)
         self.stop_button = QPushButton("Stop", self)
         self.stop_button.setEnabled(False)
@@ -120,7 +142,23 @@ class ChatView(QWidget):
         layout.addWidget(self.settings_panel)
         layout.addWidget(self.transcript, 1)
         layout.addLayout(entry)
+        QWidget.setTabOrder(self.prompt, self.send_button)
+        QWidget.setTabOrder(self.send_button, self.stop_button)
+        self.set_send_key("enter")
         self.set_conversation(None, [])
+
+    def set_send_key(self, key: str) -> None:
+        """"enter": Enter sends, Shift+Enter makes a new line; "ctrl+enter": the other way."""
+        self.send_key = key if key in SEND_KEYS else "enter"
+        if self.send_key == "enter":
+            self.prompt.setPlaceholderText("Ask anything — Enter sends, Shift+Enter makes a new line")
+        else:
+            self.prompt.setPlaceholderText("Ask anything — Ctrl+Enter sends, Enter makes a new line")
+        if not self._messages:
+            self._render_all()
+
+    def _send_hint(self) -> str:
+        return "Enter" if self.send_key == "enter" else "Ctrl+Enter"
 
     def _build_settings(self) -> QWidget:
         panel = QWidget(self)
@@ -155,6 +193,7 @@ class ChatView(QWidget):
         self._conv = conv
         self._messages = list(messages)
         self._first_shown = len(self._messages)
+        self._following = True  # an opened chat shows its newest messages
         self.title.setText(conv.title if conv else "")
         self.settings_button.setEnabled(conv is not None)
         if conv is not None:
@@ -172,6 +211,31 @@ class ChatView(QWidget):
 
     def set_title(self, title: str) -> None:
         self.title.setText(title)
+        if self._conv is not None:
+            self._conv.title = title
+
+    def prompt_sent(self) -> None:
+        """The window took the prompt: empty the box (until then it keeps what was typed)."""
+        self.prompt.clear()
+
+    def last_answer(self) -> ChatMessage | None:
+        """The newest assistant message with text, if any."""
+        return next((m for m in reversed(self._messages) if m.role == "assistant" and m.content), None)
+
+    def at_bottom(self) -> bool:
+        bar = self.transcript.verticalScrollBar()
+        return bar.value() >= bar.maximum() - BOTTOM_SLACK_PX
+
+    def following(self) -> bool:
+        """Whether the view sticks to the end of the conversation as it grows."""
+        return self._following
+
+    def jump_to_latest(self) -> None:
+        """Scroll to the end and follow the conversation again."""
+        self._following = True
+        bar = self.transcript.verticalScrollBar()
+        bar.setValue(bar.maximum())
+        self._update_jump()
 
     def upsert(self, msg: ChatMessage) -> None:
         """Add or update a message of the shown conversation (others are ignored)."""
@@ -186,6 +250,8 @@ class ChatView(QWidget):
                     self._render_all()
                 break
         else:
+            if msg.role == "user":
+                self._following = True  # the person's own new prompt always comes into view
             self._append(msg)
         self._update_buttons()
 
@@ -245,13 +311,23 @@ class ChatView(QWidget):
         if not self._messages:
             head.append(
                 '<p style="color:#888; margin-top:40px;" align="center">'
-                + "Type a prompt below and press Ctrl+Enter."
+                + f"Type a prompt below and press {self._send_hint()}."
                 + "</p>"
             )
-        self.transcript.setHtml("".join(head))
-        self._tail_pos = -1
-        if self._messages:
-            self._start_tail()
+        self._rendering = True
+        try:
+            self.transcript.setHtml("".join(head))
+            self._tail_pos = -1
+            if self._messages:
+                self._start_tail()
+            if self._following:
+                # QTextEdit scrolls to its text cursor when first shown: keep that at the end.
+                end = self.transcript.textCursor()
+                end.movePosition(QTextCursor.MoveOperation.End)
+                self.transcript.setTextCursor(end)
+        finally:
+            self._rendering = False
+        self._stick()
 
     def _start_tail(self) -> None:
         """The last message gets its own paragraph at the end, re-rendered as it grows."""
@@ -274,44 +350,88 @@ class ChatView(QWidget):
 
     def _render_tail(self) -> None:
         msg = self._messages[-1]
-        bar = self.transcript.verticalScrollBar()
-        at_bottom = bar.value() >= bar.maximum() - 4
         text, blocks = self._message_html(msg, self._tail_blocks)
         self._code_blocks[self._tail_blocks:] = blocks
         cursor = QTextCursor(self.transcript.document())
         cursor.setPosition(self._tail_pos)
         cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
-        cursor.beginEditBlock()
-        cursor.removeSelectedText()
-        cursor.insertHtml(text)
-        cursor.endEditBlock()
-        if at_bottom:
+        was = self._rendering
+        self._rendering = True
+        try:
+            cursor.beginEditBlock()
+            cursor.removeSelectedText()
+            cursor.insertHtml(text)
+            cursor.endEditBlock()
+        finally:
+            self._rendering = was
+        self._stick()
+
+    # following -----------------------------------------------------------------------
+
+    def _stick(self) -> None:
+        """Keep the end in view while following; say whether there is more below."""
+        if self._following:
+            bar = self.transcript.verticalScrollBar()
             bar.setValue(bar.maximum())
+        self._update_jump()
+
+    def _range_changed(self, _low: int, _high: int) -> None:
+        self._stick()
+
+    def _scrolled(self, _value: int) -> None:
+        if not self._rendering:
+            # The person (wheel, bar, keys) decides: at the end follows, anywhere else stays.
+            self._following = self.at_bottom()
+        self._update_jump()
+
+    def _update_jump(self) -> None:
+        show = not self._following and not self.at_bottom()
+        if show != self.jump_button.isVisible():
+            self.jump_button.setVisible(show)
+        if show:
+            self._place_jump()
+
+    def _place_jump(self) -> None:
+        self.jump_button.adjustSize()
+        view = self.transcript.viewport().geometry()
+        size = self.jump_button.sizeHint()
+        self.jump_button.move(view.right() - size.width() - 12, view.bottom() - size.height() - 10)
+        self.jump_button.raise_()
 
     # actions -------------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.transcript and event.type() == QEvent.Type.Resize:
+            self._update_jump()
         if (
             watched is self.prompt
             and event.type() == QEvent.Type.KeyPress
             and isinstance(event, QKeyEvent)
             and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
         ):
-            self._send()
-            return True
+            mods = event.modifiers()
+            ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
+            plain = not mods & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
+                                | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier)
+            # Ctrl+Enter sends in either mode: nobody presses it for a new line.
+            if ctrl or (plain and self.send_key == "enter"):
+                self._send()
+                return True
+            if self.send_key == "enter" and mods & Qt.KeyboardModifier.ShiftModifier:
+                self.prompt.insertPlainText("\n")  # Shift+Enter: a plain newline, not a soft break
+                return True
         return super().eventFilter(watched, event)
 
     def _send(self) -> None:
         text = self.prompt.toPlainText().strip()
         if not text or not self.send_button.isEnabled():
             return
-        self.prompt.clear()
         self.send_requested.emit(text)
 
     def _link(self, url: QUrl) -> None:
         if url.scheme() == "more":
             self._first_shown = max(0, self._first_shown - RECENT)
+            self._following = False  # the person is reading back: stay at the top
             self._render_all()
             self.transcript.verticalScrollBar().setValue(0)
         elif url.scheme() == "copy":
@@ -323,8 +443,12 @@ class ChatView(QWidget):
     def _settings_edited(self) -> None:
         if self._conv is None:
             return
-        self._conv.system_prompt = self.system_prompt.text()
-        self._conv.temperature = round(self.temperature.value(), 2)
-        self._conv.max_tokens = self.max_tokens.value()
-        self._conv.model = self.model.text().strip()
-        self.settings_changed.emit(self._conv)
+        values = {
+            "system_prompt": self.system_prompt.text(),
+            "temperature": round(self.temperature.value(), 2),
+            "max_tokens": self.max_tokens.value(),
+            "model": self.model.text().strip(),
+        }
+        for key, value in values.items():
+            setattr(self._conv, key, value)
+        self.settings_changed.emit(self._conv.id, values)

@@ -1,4 +1,4 @@
-"""The side list of chats: search, new, rename (double-click or F2), delete, export."""
+"""The side list of chats: search, new, rename (double-click or F2), delete (Delete), export."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class ConversationList(QWidget):
     """Shows conversations and asks the window to act on them through signals."""
 
     selected = Signal(int)
+    chosen = Signal()  # a chat was clicked or activated (Enter): typing goes to the prompt
     new_requested = Signal()
     search_changed = Signal(str)
     rename_requested = Signal(int, str)
@@ -47,6 +48,8 @@ class ConversationList(QWidget):
         self.items.customContextMenuRequested.connect(self._menu)
         self.items.currentItemChanged.connect(self._current_changed)
         self.items.itemChanged.connect(self._edited)
+        self.items.itemClicked.connect(lambda _item: self.chosen.emit())
+        self.items.itemActivated.connect(lambda _item: self.chosen.emit())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 0, 6)
         layout.addWidget(self.new_button)

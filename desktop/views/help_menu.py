@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import QObject, QUrl, qVersion
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QMainWindow, QMenu
 
 
 def qt_versions() -> dict[str, str]:
@@ -24,7 +24,9 @@ class HelpMenu(QObject):
         self.window = window
         self.log_dir = log_dir
         self.diagnostics = diagnostics
-        self.menu = window.menuBar().addMenu("&Help")
+        # The window may have started the Help menu (its keyboard shortcuts): join it.
+        existing = getattr(window, "help_menu", None)
+        self.menu = existing if isinstance(existing, QMenu) else window.menuBar().addMenu("&Help")
         self.open_logs_action = self.menu.addAction("Open &log folder", self.open_log_folder)
         self.copy_action = self.menu.addAction("&Copy diagnostics", self.copy_diagnostics)
 

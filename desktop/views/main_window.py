@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -31,6 +31,30 @@ from desktop.services.api import ApiClient
 from desktop.views.chat_view import ChatView
 from desktop.views.conversation_list import ConversationList
 from desktop.views.wake_status import WakeStatusBar
+
+SIGN_IN_FIRST = "Sign in from Account → Sign in… first; your prompt is still in the box."
+NOT_CONNECTED = "Not connected yet; your prompt is still in the box. Send it again when the status bar says so."
+# Moving or resizing the window writes its geometry this long after the last change, so a
+# crash keeps the last size without writing the settings file on every pixel of a drag.
+GEOMETRY_SAVE_MS = 500
+# Window-manager frame and title bar around a restored window (logical px), left free on screen.
+FRAME_ALLOWANCE_PX = (16, 48)
+
+# What each shortcut does, for Help → Keyboard shortcuts (the actions use the same keys).
+SHORTCUTS = (
+    ("Enter", "Send the prompt (Shift+Enter: new line; Chat → Enter sends can swap this)"),
+    ("Ctrl+Enter", "Send the prompt, in either mode"),
+    ("Esc", "Stop the answer that is running"),
+    ("Ctrl+N", "New chat"),
+    ("Ctrl+K", "Search chats"),
+    ("Ctrl+L", "Back to the prompt box"),
+    ("Ctrl+Shift+C", "Copy the last answer"),
+    ("Ctrl+Shift+R", "Regenerate the last answer"),
+    ("F2", "Rename the selected chat"),
+    ("Delete", "Delete the selected chat (asks first)"),
+    ("End", "Jump to the latest message"),
+    ("Tab", "Leave the prompt box (to Send, Stop, the chat list)"),
+)
 
 
 class MainWindow(QMainWindow):
@@ -56,6 +80,8 @@ class MainWindow(QMainWindow):
         self.session = ChatSession(history, runner, parent=self)
         self.status_poller: StatusPoller | None = None
         self._search = ""
+        self._signed_out = False  # an AWS profile without a signed-in user
+        self.copied = ""
 
         self.conversations = ConversationList(self)
         self.chat = ChatView(parent=self)
@@ -73,6 +99,7 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.chat)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([240, 760])
+        self.splitter = splitter
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
@@ -91,7 +118,10 @@ class MainWindow(QMainWindow):
         self.conversations.export_requested.connect(self._ask_export)
         self.chat.send_requested.connect(self.send)
         self.chat.stop_requested.connect(self.stop)
-        self.chat.settings_changed.connect(self.history.update_conversation)
+        self.chat.settings_changed.connect(self.history.update_settings)
+        self.chat.set_send_key(str(settings.get("chat.send_key")))
+        self.wake.local_engine = str(settings.get("local.engine") or "")
+        self.conversations.chosen.connect(self._focus_prompt)
         self.session.message_changed.connect(self._message_changed)
         self.session.error.connect(self.show_error)
         self.session.compute_hint.connect(self.wake.set_compute)
@@ -102,12 +132,35 @@ class MainWindow(QMainWindow):
         ids = self.conversations.ids()
         if ids:
             self.open_conversation(last if last in ids else ids[0])
+        self._geometry_timer = QTimer(self)
+        self._geometry_timer.setSingleShot(True)
+        self._geometry_timer.setInterval(GEOMETRY_SAVE_MS)
+        self._geometry_timer.timeout.connect(self.save_geometry)
+        self._restore_geometry()
+        splitter.splitterMoved.connect(lambda *_: self._geometry_timer.start())
+        self.chat.prompt.setFocus()  # typing starts at once
 
     def _build_menus(self) -> None:
         chat = self.menuBar().addMenu("&Chat")
         new = QAction("&New chat", self, shortcut=QKeySequence.StandardKey.New)
         new.triggered.connect(self.new_conversation)
         chat.addAction(new)
+        self.stop_action = chat.addAction("&Stop the answer", self.stop)
+        self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.regenerate_action = chat.addAction("&Regenerate the last answer", self.regenerate)
+        self.regenerate_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
+        self.copy_answer_action = chat.addAction("&Copy the last answer", self.copy_last_answer)
+        self.copy_answer_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        chat.addSeparator()
+        self.search_action = chat.addAction("Searc&h chats", self.focus_search)
+        self.search_action.setShortcuts([QKeySequence("Ctrl+K"), QKeySequence.StandardKey.Find])
+        self.prompt_action = chat.addAction("Go to the &prompt box", self._focus_prompt)
+        self.prompt_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.enter_sends_action = chat.addAction("&Enter sends (Shift+Enter: new line)")
+        self.enter_sends_action.setCheckable(True)
+        self.enter_sends_action.setChecked(self.chat.send_key == "enter")
+        self.enter_sends_action.toggled.connect(self._set_enter_sends)
+        chat.addSeparator()
         chat.addAction("Export as &Markdown…", lambda: self._ask_export(self._current(), "md"))
         chat.addAction("Export as &JSON…", lambda: self._ask_export(self._current(), "json"))
         chat.addSeparator()
@@ -124,6 +177,108 @@ class MainWindow(QMainWindow):
         account.addAction("&Deploy to AWS…", self.open_deploy_wizard)
         account.addAction("&Costs…", self.open_costs)
         self.set_signed_in(None)
+        # Help → Logs and diagnostics join this menu (desktop/views/help_menu.py).
+        self.help_menu = self.menuBar().addMenu("&Help")
+        self.help_menu.addAction("&Keyboard shortcuts", self.show_shortcuts)
+        # Delete acts on the chat list only: in the prompt box it deletes text.
+        delete = QShortcut(QKeySequence.StandardKey.Delete, self.conversations.items,
+                           context=Qt.ShortcutContext.WidgetShortcut)
+        delete.activated.connect(self._delete_selected)
+        end = QShortcut(QKeySequence(Qt.Key.Key_End), self.chat.transcript,
+                        context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        end.activated.connect(self.chat.jump_to_latest)
+
+    def shortcuts_text(self) -> str:
+        """The shortcut list as HTML (Help → Keyboard shortcuts)."""
+        rows = "".join(f"<tr><td><b>{key}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for key, what in SHORTCUTS)
+        return f"<table cellpadding='3'>{rows}</table>"
+
+    def show_shortcuts(self) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", self.shortcuts_text(),
+                          QMessageBox.StandardButton.Close, self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.open()
+        return box
+
+    # keyboard ------------------------------------------------------------------------
+
+    def _focus_prompt(self) -> None:
+        self.chat.prompt.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def focus_search(self) -> None:
+        self.conversations.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.conversations.search.selectAll()
+
+    def _set_enter_sends(self, on: bool) -> None:
+        self.chat.set_send_key("enter" if on else "ctrl+enter")
+        self.settings.set("chat.send_key", self.chat.send_key)
+        self.settings.save()
+
+    def _delete_selected(self) -> None:
+        conv_id = self.conversations.current_id()
+        if conv_id is not None:
+            self._confirm_delete(conv_id)
+
+    def copy_last_answer(self) -> str:
+        """Copy the newest answer of the open chat; the status bar says so."""
+        answer = self.chat.last_answer()
+        if answer is None:
+            self.statusBar().showMessage("No answer to copy yet.", 3000)
+            return ""
+        QGuiApplication.clipboard().setText(answer.content)
+        self.copied = answer.content
+        self.statusBar().showMessage("Copied the last answer.", 3000)
+        return answer.content
+
+    def regenerate(self) -> None:
+        """Ask again for the open chat's last answer (the old one is replaced)."""
+        conv_id = self._current()
+        if not conv_id or self.chat.busy():
+            return
+        if not self._can_send():
+            return
+        answer = self.session.regenerate(conv_id)
+        if answer is not None:
+            self.chat.set_conversation(self.history.conversation(conv_id), self.history.messages(conv_id))
+            if self.status_poller is not None:
+                self.status_poller.poll_now()
+
+    # geometry ------------------------------------------------------------------------
+
+    def _restore_geometry(self) -> None:
+        geometry = str(self.settings.get("window.geometry") or "")
+        if geometry:
+            self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+            # Saved at another scale or on a bigger screen: Qt keeps the size; fit it.
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            if screen is not None:
+                room = screen.availableGeometry()
+                # Before the first show the frame is not known yet: leave room for one.
+                frame_w, frame_h = FRAME_ALLOWANCE_PX
+                width = min(self.width(), room.width() - frame_w)
+                height = min(self.height(), room.height() - frame_h)
+                if (width, height) != (self.width(), self.height()):
+                    self.resize(width, height)
+                    self.move(room.topLeft())
+        splitter = str(self.settings.get("window.splitter") or "")
+        if splitter:
+            self.splitter.restoreState(QByteArray.fromBase64(splitter.encode("ascii")))
+
+    def save_geometry(self) -> None:
+        """Write size, position and splitter to the settings file now."""
+        self.settings.set("window.geometry", bytes(self.saveGeometry().toBase64().data()).decode("ascii"))
+        self.settings.set("window.splitter", bytes(self.splitter.saveState().toBase64().data()).decode("ascii"))
+        self.settings.save()
+
+    def moveEvent(self, event: QEvent) -> None:  # type: ignore[override]
+        super().moveEvent(event)  # type: ignore[arg-type]
+        if self.isVisible():
+            self._geometry_timer.start()
+
+    def resizeEvent(self, event: QEvent) -> None:  # type: ignore[override]
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        if self.isVisible():
+            self._geometry_timer.start()
 
     # deploy and costs ----------------------------------------------------------------
 
@@ -170,6 +325,7 @@ class MainWindow(QMainWindow):
         self.notice.setVisible(bool(text))
 
     def set_signed_in(self, username: str | None, aws: bool = False) -> None:
+        self._signed_out = aws and username is None
         self.sign_in_action.setVisible(aws and username is None)
         self.sign_out_action.setVisible(aws and username is not None)
         self.sign_out_action.setText(f"Sign out {username}" if username else "Sign out")
@@ -188,6 +344,9 @@ class MainWindow(QMainWindow):
         self.session.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._geometry_timer.stop()
+        if self.isVisible():
+            self.save_geometry()
         self.shutdown()
         super().closeEvent(event)
 
@@ -212,7 +371,7 @@ class MainWindow(QMainWindow):
             max_tokens=int(chat["max_tokens"]), model=chat["model"],
         )
         self.open_conversation(conv.id)
-        self.chat.prompt.setFocus()
+        self._focus_prompt()
         return conv
 
     def open_conversation(self, conv_id: int) -> None:
@@ -220,9 +379,14 @@ class MainWindow(QMainWindow):
         if conv is None:
             return
         self.chat.set_conversation(conv, self.history.messages(conv_id))
-        self.settings.set("window.last_conversation", conv_id)
+        if self.settings.get("window.last_conversation") != conv_id:
+            self.settings.set("window.last_conversation", conv_id)
+            self.settings.save()  # now, not at quit: a crash reopens this chat too
         if self.conversations.current_id() != conv_id:
             self._refresh_list()
+        if not self.conversations.items.hasFocus():
+            # Arrow keys in the list keep moving through chats; from anywhere else, type.
+            self._focus_prompt()
 
     def rename_conversation(self, conv_id: int, title: str) -> None:
         self.history.rename(conv_id, title)
@@ -263,16 +427,31 @@ class MainWindow(QMainWindow):
 
     # chat ----------------------------------------------------------------------------
 
-    def send(self, text: str) -> None:
+    def _can_send(self) -> bool:
+        """Whether a prompt can go out (or be held until the connection is back); if not,
+        say what to do."""
+        if self.session.api is not None or self.session.holding:
+            return True
+        self.show_error(AppError(SIGN_IN_FIRST if self._signed_out else NOT_CONNECTED))
+        return False
+
+    def send(self, text: str) -> bool:
+        """Send `text` in the open chat (a new one if none); False when it could not go,
+        and then the prompt box keeps it."""
+        if not self._can_send():
+            return False
         conv_id = self._current() or self.new_conversation().id
         if not isinstance(self.wake.error, BudgetExceededError):
             self.wake.clear_error()
-        if self.session.send(conv_id, text) is not None:
-            self._refresh_list()
-            conv = self.history.conversation(conv_id)
-            self.chat.set_title(conv.title if conv else "")
-            if self.status_poller is not None:
-                self.status_poller.poll_now()
+        if self.session.send(conv_id, text) is None:
+            return False
+        self.chat.prompt_sent()
+        self._refresh_list()
+        conv = self.history.conversation(conv_id)
+        self.chat.set_title(conv.title if conv else "")
+        if self.status_poller is not None:
+            self.status_poller.poll_now()
+        return True
 
     def stop(self) -> None:
         if self._current():
@@ -280,8 +459,10 @@ class MainWindow(QMainWindow):
 
     def _message_changed(self, msg: ChatMessage) -> None:
         self.chat.upsert(msg)
+        self._inflight_changed(self.session.inflight())  # queued → running changes the strip
         if not msg.in_flight and msg.status == "done" and isinstance(self.wake.error, NetworkError):
             self.wake.clear_error()
 
-    def _inflight_changed(self, count: int) -> None:
-        self.wake.set_waiting(count)
+    def _inflight_changed(self, _count: int) -> None:
+        waiting, running = self.session.counts()
+        self.wake.set_waiting(waiting, running)

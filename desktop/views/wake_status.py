@@ -3,6 +3,7 @@ prompt waits; it turns red for the budget guard's refusal and for connection err
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from PySide6.QtCore import QTimer
@@ -30,6 +31,9 @@ class WakeStatusBar(QWidget):
         self.status = ServerStatus()
         self._received = time.monotonic()
         self._waiting = 0
+        self._running = 0
+        # The Local profile's engine from the settings, named until a worker reports its own.
+        self.local_engine = ""
         self._error: AppError | None = None
         self._note = ""
         self.dot = QLabel("●", self)
@@ -98,8 +102,10 @@ class WakeStatusBar(QWidget):
         self._note = text
         self._refresh()
 
-    def set_waiting(self, count: int) -> None:
+    def set_waiting(self, count: int, running: int = 0) -> None:
+        """`count` prompts wait for an answer to start; `running` answers stream now."""
         self._waiting = count
+        self._running = running
         self._refresh()
 
     def show_error(self, error: AppError) -> None:
@@ -115,7 +121,10 @@ class WakeStatusBar(QWidget):
 
     def _refresh(self) -> None:
         eta_left = max(self.status.compute.eta_s - (time.monotonic() - self._received), 0.0)
-        self.label.setText(self._note or wake.describe(self.status, eta_left, self._waiting))
+        status = self.status
+        if status.engine is None and self.local_engine:
+            status = dataclasses.replace(status, engine=self.local_engine)
+        self.label.setText(self._note or wake.describe(status, eta_left, self._waiting, self._running))
         # A note (reconnecting) means the last state is not known to hold: no green dot.
         state = ComputeState.UNKNOWN if self._note else self.state
         self.dot.setStyleSheet(f"color: {_DOT[state]}; font-size: 14px;")

@@ -32,7 +32,7 @@ def test_first_run_is_local_and_works(qtbot, paths: AppPaths) -> None:  # type: 
         app.start()
         assert "echo engine" in app.window.notice.text() and app.window.notice.isVisible()
         qtbot.waitUntil(lambda: app.api is not None, timeout=20000)
-        qtbot.waitUntil(lambda: "GPU stopped" in app.window.wake.text(), timeout=10000)
+        qtbot.waitUntil(lambda: "Echo on this computer: stopped" in app.window.wake.text(), timeout=10000)
         save_screenshot(app.window, "main_empty.png")
         conv = app.window.new_conversation()
         app.window.send("first light")
