@@ -47,7 +47,8 @@ def test_sign_in_send_restart_sign_out(qtbot, paths: AppPaths, cognito_stack) ->
         with qtbot.waitSignal(app.dialog.accepted, timeout=15000):
             app.dialog.submit()
         assert app.window.sign_out_action.isVisible()
-        qtbot.waitUntil(lambda: "on this computer" in app.window.wake.text(), timeout=10000)  # a local stack with Cognito
+        # the stack here is a local one with Cognito: its engine runs on this computer
+        qtbot.waitUntil(lambda: "on this computer" in app.window.wake.text(), timeout=10000)
         conv = app.window.new_conversation()
         app.window.send("signed in and answered")
         qtbot.waitUntil(lambda: app.history.messages(conv.id)[-1].status == "done", timeout=20000)
