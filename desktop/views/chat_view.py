@@ -296,7 +296,9 @@ class ChatView(QWidget):
         if meta:
             # Only the chat's last answer can be continued: later turns already followed it.
             more = ' &nbsp;·&nbsp; <a href="continue:">Continue</a>' if msg.cut and last else ""
-            parts.append(f'<p style="color:#888; font-size:small;">{html.escape(meta)}{more}</p>')
+            # The mark in bold: the one thing in the grey line a reader must not miss.
+            words = html.escape(meta).replace(CUT_MARK, f"<b>{CUT_MARK}</b>", 1)
+            parts.append(f'<p style="color:#888; font-size:small;">{words}{more}</p>')
         return "".join(parts), body.code_blocks if body else []
 
     def _render_all(self) -> None:
