@@ -2,6 +2,10 @@
 
 Assistant messages keep their `request_id` and status, so an answer still streaming when
 the app closed is picked up again on the next start (`in_flight_messages`).
+
+The schema grows by numbered migrations (`_MIGRATIONS`, tracked in SQLite's
+`user_version`), so a database written by an older version of the app opens as it was and
+gains the new columns; `_SCHEMA` stays the first version's tables.
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
 """
 
+# Migration N (1-based) takes a database from user_version N-1 to N. Append only: a
+# released step never changes, since databases out there already ran it.
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: why an answer ended, so one cut at the token limit stays marked after a restart.
+    "ALTER TABLE messages ADD COLUMN finish_reason TEXT",
+)
+
 _CONV_COLS = [f.name for f in fields(Conversation)]
 _MSG_COLS = [f.name for f in fields(ChatMessage) if not f.metadata.get("transient")]
 
@@ -59,6 +70,17 @@ class HistoryStore:
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the tables up to this version's schema, one numbered step at a time."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        for number, step in enumerate(_MIGRATIONS[version:], start=version + 1):
+            # Each step and its version number commit together: a crash mid-way re-runs it.
+            with self._db:
+                self._db.execute("BEGIN")  # sqlite3 opens no transaction for DDL by itself
+                self._db.execute(step)
+                self._db.execute(f"PRAGMA user_version = {number}")
 
     def close(self) -> None:
         self._db.close()

@@ -12,6 +12,8 @@ from typing import Any
 from backend.core.ports import ComputeState
 
 TERMINAL_STATUSES = frozenset({"done", "failed", "cancelled", "expired"})
+# The OpenAI-style finish reason of an answer cut at max_tokens (infra/openapi.yaml).
+FINISH_LENGTH = "length"
 
 
 def _float(value: object) -> float | None:
@@ -20,6 +22,10 @@ def _float(value: object) -> float | None:
 
 def _int(value: object) -> int | None:
     return int(value) if isinstance(value, int | float) else None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,9 @@ class PromptState:
     error: str | None = None
     compute: Compute = field(default_factory=Compute)
     retrying: bool = False  # a worker died and the answer started over from empty
+    # Why the answer ended ("stop", "length", "cancelled", a server's own word); None
+    # until it ends, and always None from servers older than the field: unknown, not cut.
+    finish_reason: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -132,6 +141,7 @@ class PromptState:
             error=message,
             compute=Compute.from_api(data.get("compute")),
             retrying=data.get("retrying") is True,
+            finish_reason=_str(data.get("finish_reason")),
         )
 
 
@@ -166,12 +176,18 @@ class ChatMessage:
     cost_usd: float | None = None
     error: str | None = None
     created_at: float = 0.0
+    finish_reason: str | None = None  # the server's word for why the answer ended
     # Not stored (history skips `transient` fields): true only while the server says so.
     retrying: bool = field(default=False, metadata={"transient": True})
 
     @property
     def in_flight(self) -> bool:
         return self.role == "assistant" and self.status not in TERMINAL_STATUSES
+
+    @property
+    def cut(self) -> bool:
+        """An answer that ended because it reached max_tokens (it can be continued)."""
+        return self.role == "assistant" and self.status == "done" and self.finish_reason == FINISH_LENGTH
 
     def apply(self, state: PromptState) -> None:
         """Take the server's latest view of this answer."""
@@ -184,3 +200,4 @@ class ChatMessage:
         self.total_s = state.total_s
         self.cost_usd = state.cost_usd
         self.error = state.error
+        self.finish_reason = state.finish_reason

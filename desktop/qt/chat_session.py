@@ -26,6 +26,10 @@ from desktop.qt.runner import Runner
 from desktop.services.api import UNREACHABLE, ApiClient
 
 TITLE_CHARS = 48
+# The turn that asks for the rest of an answer cut at max_tokens. A user turn, not a
+# trailing assistant message: the API refuses a conversation that ends with the assistant
+# (backend/core/prompts.py), and every OpenAI-style engine understands a plain request.
+CONTINUE_PROMPT = "Continue from where you stopped."
 
 
 class ChatSession(QObject):
@@ -156,6 +160,15 @@ class ChatSession(QObject):
         self.history.delete_message(prompt.id)
         return self.send(conv_id, prompt.content)
 
+    def continue_answer(self, conv_id: int) -> ChatMessage | None:
+        """Ask for the rest of the chat's last answer when it was cut at the token limit:
+        the conversation so far (the cut answer included) and CONTINUE_PROMPT; the new
+        answer comes below it. None when the last message is not a cut answer."""
+        msgs = self.history.messages(conv_id)
+        if not msgs or not msgs[-1].cut:
+            return None
+        return self.send(conv_id, CONTINUE_PROMPT)
+
     def _submit(self, api: ApiClient, msg_id: int, messages: list[dict[str, str]],
                 params: dict[str, Any]) -> None:
         self._sending.add(msg_id)
@@ -216,8 +229,8 @@ class ChatSession(QObject):
         if msg is None:
             self._drop(msg_id)
             return
-        if (msg.content, msg.status, msg.completion_tokens, msg.retrying) != (
-            state.text, state.status, state.completion_tokens, state.retrying
+        if (msg.content, msg.status, msg.completion_tokens, msg.retrying, msg.finish_reason) != (
+            state.text, state.status, state.completion_tokens, state.retrying, state.finish_reason
         ):
             msg.apply(state)
             self.history.update_message(msg)

@@ -47,10 +47,17 @@ _WAITING_WORDS = {
 RETRYING = "Retrying: the worker stopped, so the answer is starting over…"
 
 
+CUT_MARK = "cut at the token limit"
+
+
 def answer_meta(msg: ChatMessage) -> str:
-    """'42 tokens · first token 0.31 s · total 1.20 s · ≈ $0.0001' (what is known)."""
+    """'42 tokens · first token 0.31 s · total 1.20 s · ≈ $0.0001' (what is known); an
+    answer cut at max_tokens starts 'cut at the token limit — 512 tokens'."""
     parts = []
-    if msg.completion_tokens is not None:
+    if msg.cut:
+        tokens = f" — {msg.completion_tokens} tokens" if msg.completion_tokens is not None else ""
+        parts.append(CUT_MARK + tokens)
+    elif msg.completion_tokens is not None:
         parts.append(f"{msg.completion_tokens} tokens")
     if msg.first_token_s is not None:
         parts.append(f"first token {msg.first_token_s:.2f} s")
@@ -70,6 +77,7 @@ class ChatView(QWidget):
 
     send_requested = Signal(str)  # the box keeps the text until the window calls prompt_sent()
     stop_requested = Signal()
+    continue_requested = Signal()  # "Continue" under the last answer, cut at the token limit
     # (conversation id, {"system_prompt", "temperature", "max_tokens", "model"}): only the
     # settings, never the whole conversation as loaded (that would write back a stale title)
     settings_changed = Signal(int, object)
@@ -268,7 +276,7 @@ class ChatView(QWidget):
 
     # rendering -----------------------------------------------------------------------
 
-    def _message_html(self, msg: ChatMessage, offset: int) -> tuple[str, list[str]]:
+    def _message_html(self, msg: ChatMessage, offset: int, last: bool = True) -> tuple[str, list[str]]:
         who = {"user": "You", "assistant": "Assistant"}.get(msg.role, msg.role.title())
         colour = "#2f5fa7" if msg.role == "user" else "#3a7d44"
         text = msg.content
@@ -286,7 +294,11 @@ class ChatView(QWidget):
             parts.append(f'<p style="color:#b00020;">{html.escape(msg.error)}</p>')
         meta = answer_meta(msg) if msg.role == "assistant" else ""
         if meta:
-            parts.append(f'<p style="color:#888; font-size:small;">{html.escape(meta)}</p>')
+            # Only the chat's last answer can be continued: later turns already followed it.
+            more = ' &nbsp;·&nbsp; <a href="continue:">Continue</a>' if msg.cut and last else ""
+            # The mark in bold: the one thing in the grey line a reader must not miss.
+            words = html.escape(meta).replace(CUT_MARK, f"<b>{CUT_MARK}</b>", 1)
+            parts.append(f'<p style="color:#888; font-size:small;">{words}{more}</p>')
         return "".join(parts), body.code_blocks if body else []
 
     def _render_all(self) -> None:
@@ -305,7 +317,7 @@ class ChatView(QWidget):
                 f"{min(self._first_shown, RECENT)} earlier messages</a></p>"
             )
         for msg in shown[:-1]:
-            text, blocks = self._message_html(msg, len(self._code_blocks))
+            text, blocks = self._message_html(msg, len(self._code_blocks), last=False)
             self._code_blocks.extend(blocks)
             head.append(text)
         if not self._messages:
@@ -342,8 +354,10 @@ class ChatView(QWidget):
     def _append(self, msg: ChatMessage) -> None:
         """A new last message: the old tail stays as laid out; only the new one is added."""
         was_empty = len(self._messages) == 0
+        # A cut answer that was last offered "Continue"; no longer last, it must drop it.
+        offered = not was_empty and self._messages[-1].cut
         self._messages.append(msg)
-        if was_empty or self._tail_pos < 0:
+        if was_empty or self._tail_pos < 0 or offered:
             self._render_all()
         else:
             self._start_tail()
@@ -434,6 +448,9 @@ class ChatView(QWidget):
             self._following = False  # the person is reading back: stay at the top
             self._render_all()
             self.transcript.verticalScrollBar().setValue(0)
+        elif url.scheme() == "continue":
+            if self._messages and self._messages[-1].cut and not self.busy():
+                self.continue_requested.emit()
         elif url.scheme() == "copy":
             index = int(url.path() or url.toString().split(":", 1)[1])
             if 0 <= index < len(self._code_blocks):

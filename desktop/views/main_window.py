@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self.conversations.export_requested.connect(self._ask_export)
         self.chat.send_requested.connect(self.send)
         self.chat.stop_requested.connect(self.stop)
+        self.chat.continue_requested.connect(self.continue_answer)
         self.chat.settings_changed.connect(self.history.update_settings)
         self.chat.set_send_key(str(settings.get("chat.send_key")))
         self.wake.local_engine = str(settings.get("local.engine") or "")
@@ -242,6 +243,17 @@ class MainWindow(QMainWindow):
             self.chat.set_conversation(self.history.conversation(conv_id), self.history.messages(conv_id))
             if self.status_poller is not None:
                 self.status_poller.poll_now()
+
+    def continue_answer(self) -> None:
+        """Ask for the rest of the open chat's last answer, cut at the token limit."""
+        conv_id = self._current()
+        if not conv_id or self.chat.busy() or not self._can_send():
+            return
+        if self.session.continue_answer(conv_id) is None:
+            return
+        self._refresh_list()  # the chat moves to the top, as after any prompt
+        if self.status_poller is not None:
+            self.status_poller.poll_now()
 
     # geometry ------------------------------------------------------------------------
 
