@@ -181,10 +181,11 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def smoke_local(exe: Path, env: dict[str, str]) -> None:
-    """`tinyllama local` from the bundle answers a prompt through its own worker process."""
+def smoke_local(exe: Path, env: dict[str, str], engine: tuple[str, ...] = ("--engine", "echo")) -> None:
+    """`tinyllama local` from the bundle answers a prompt through its own worker process (and,
+    for llamacpp, the engine process the bundle runs as `tinyllama llamacpp-server`)."""
     proc = subprocess.Popen(
-        [str(exe), "local", "--port", "0", "--engine", "echo", "--idle-timeout", "60"],
+        [str(exe), "local", "--port", "0", *engine, "--idle-timeout", "60"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -208,8 +209,10 @@ def smoke_local(exe: Path, env: dict[str, str]) -> None:
         if url is None or token is None:
             raise SmokeTestError("tinyllama local did not say where it listens:\n" + "".join(stdout))
         text = ask(url, token, "smoke test of the bundle")
-        if "smoke test of the bundle" not in text:
+        if engine[1] == "echo" and "smoke test of the bundle" not in text:
             raise SmokeTestError(f"the echo worker answered {text!r}")
+        if not text.strip():  # a random model's words, but words
+            raise SmokeTestError(f"the {engine[1]} engine answered nothing")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -218,8 +221,21 @@ def smoke_local(exe: Path, env: dict[str, str]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
-    check_run("tinyllama local", subprocess.CompletedProcess(proc.args, proc.returncode, "".join(stdout) + out, err))
-    print("  ok  tinyllama local answered a prompt through the bundle's worker, and stopped")
+    check_run(f"tinyllama local {' '.join(engine)}",
+              subprocess.CompletedProcess(proc.args, proc.returncode, "".join(stdout) + out, err))
+    print(f"  ok  tinyllama local {engine[1]} answered a prompt through the bundle's worker, and stopped")
+
+
+def smoke_llamacpp(exe: Path, env: dict[str, str], home: Path) -> None:
+    """The bundle's llama.cpp engine answers, with a tiny random model written here (the
+    Local profile's real engine: xllamacpp's library and libgomp must be in the bundle)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from tests.fixtures.tiny_gguf import write_llama_gguf
+    except ImportError as exc:
+        raise SmokeTestError(f"the llamacpp smoke test needs the test extra ({exc}): pip install -e '.[test]'") from exc
+    model = write_llama_gguf(home / "tiny-llama.gguf", context=2048)  # room for the default 512 tokens
+    smoke_local(exe, env, ("--engine", "llamacpp", "--model", str(model)))
 
 
 def smoke_deploy(exe: Path, env: dict[str, str], bundle: Path) -> None:
@@ -305,7 +321,7 @@ def ask(url: str, token: str, content: str, timeout_s: float = 60.0) -> str:
 
 
 def smoke_test(bundle: Path, skip_local: bool = False, skip_deploy: bool = False) -> None:
-    """Start the built bundle four ways; raises SmokeTestError when one misbehaves."""
+    """Start the built bundle five ways; raises SmokeTestError when one misbehaves."""
     exe = executable(bundle)
     print(f"smoke test of {exe}")
     with tempfile.TemporaryDirectory(prefix="tinyllama-smoke-") as tmp:
@@ -322,6 +338,7 @@ def smoke_test(bundle: Path, skip_local: bool = False, skip_deploy: bool = False
             )
         else:
             smoke_local(exe, env)
+            smoke_llamacpp(exe, env, home)
         if skip_deploy:
             print("  --  tinyllama deploy skipped")
         else:
