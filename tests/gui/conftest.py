@@ -15,6 +15,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,13 @@ def save_screenshot(widget, name: str) -> Path:  # type: ignore[no-untyped-def]
     path = folder / name
     assert widget.grab().save(str(path)), path
     return path
+
+
+@pytest.fixture
+def runner() -> Iterator[Any]:
+    """The app's background runner; at the end every job it ran has finished."""
+    from desktop.qt.runner import Runner
+
+    r = Runner()
+    yield r
+    assert r.shutdown(20000)

@@ -7,7 +7,6 @@ app open passes in milliseconds; every CE request the client sends is counted.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,12 +46,6 @@ def endpoint(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
     return aws_env
 
-
-@pytest.fixture
-def runner() -> Iterator[Runner]:
-    r = Runner()
-    yield r
-    assert r.shutdown(20000)
 
 
 def counted_ce(endpoint: str) -> tuple[Any, list[str]]:

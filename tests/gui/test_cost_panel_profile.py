@@ -4,7 +4,6 @@ restart, and the name, never a key, is saved in settings. Cost Explorer is moto'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,6 @@ def aws_files(aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
     return aws_env
 
-
-@pytest.fixture
-def runner() -> Iterator[Runner]:
-    r = Runner()
-    yield r
-    assert r.shutdown(20000)
 
 
 @pytest.mark.parametrize("frozen_clock", [datetime(2033, 3, 12, 9, 0, tzinfo=UTC)], indirect=True)

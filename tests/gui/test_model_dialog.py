@@ -35,12 +35,6 @@ def server() -> Iterator[ModelServer]:
         yield s
 
 
-@pytest.fixture
-def runner() -> Iterator[Runner]:
-    r = Runner()
-    yield r
-    assert r.shutdown(20000)
-
 
 def _model(server: ModelServer) -> CatalogModel:
     # ModelServer serves /repo/resolve/abc123/tiny.gguf, as the Hub serves repo@revision/file.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from PySide6.QtCore import Qt
 
 from desktop.qt.runner import Runner
@@ -18,13 +17,6 @@ from desktop.views.sign_in_dialog import SignInDialog
 from tests.fixtures.aws import REGION, CognitoUser, cognito_client
 from tests.gui.conftest import save_screenshot
 from tests.unit.test_desktop_auth import stubbed_cognito
-
-
-@pytest.fixture
-def runner():  # type: ignore[no-untyped-def]
-    r = Runner()
-    yield r
-    assert r.shutdown(20000)
 
 
 def _dialog(qtbot, user: CognitoUser, runner: Runner, **kw: object) -> SignInDialog:  # type: ignore[no-untyped-def]
