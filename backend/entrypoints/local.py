@@ -323,6 +323,10 @@ class LocalStack:
             env["ENGINE_URL"] = f"http://127.0.0.1:{self._engine_port}/v1"
             env[llamacpp.API_KEY_ENV] = self._engine_key_secret
             env[llamacpp.ERROR_FILE_ENV] = os.path.join(self.workdir, "engine-error.txt")
+            # No more jobs than the engine has slots: the rest wait in the queue (and say so),
+            # not in llama.cpp's own line, where on a CPU they outwait the client's timeout
+            # (bench/llamacpp_stack.py, 8 prompts on a TinyLlama-shaped model).
+            env["MAX_INFLIGHT"] = str(llamacpp.DEFAULT_PARALLEL)
         else:
             env["ENGINE"] = "openai"
             env["ENGINE_URL"] = self.engine_url or f"http://127.0.0.1:{self._engine_port}/v1"

@@ -100,6 +100,10 @@ def test_the_engine_is_private_to_the_stack(stack: LocalStack) -> None:
     assert stack._engine_key_secret not in engine  # the key never shows in `ps`
     assert f"--threads {llamacpp.physical_cores()}" in engine
     assert f"--context {TINY_CONTEXT}" in engine
+    # the worker takes no more prompts than the engine has slots: on a CPU the rest would
+    # wait inside llama.cpp past the client's timeout (seen with a TinyLlama-shaped model)
+    assert f"--parallel {llamacpp.DEFAULT_PARALLEL}" in engine
+    assert stack.worker_env()["MAX_INFLIGHT"] == str(llamacpp.DEFAULT_PARALLEL)
 
 
 def _children_cmdlines(stack: LocalStack) -> list[str]:
