@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import load_script
 from tests.infra.conftest import INFRA, ROOT, load_template
 
 MVP = load_template(INFRA / "mvp.yaml")
@@ -168,19 +167,36 @@ def build_zip(out: Path, python_version: str) -> None:
 WORKER_ONLY = {"openai"}
 
 
-def third_party_imports() -> set[str]:
-    """Top-level names of every non-stdlib import in the backend files the router reaches
-    (build_router_zip.backend_modules: the same walk that picks the zip's own files)."""
+def third_party_imports(start: str = "backend.entrypoints.router") -> set[str]:
+    """Top-level names of every non-stdlib import reachable from `start`, lazy ones included."""
+    def source(module: str) -> Path | None:
+        for path in (ROOT / (module.replace(".", "/") + ".py"), ROOT / module.replace(".", "/") / "__init__.py"):
+            if path.exists():
+                return path
+        return None
+
+    seen: set[str] = set()
     found: set[str] = set()
-    for path in load_script("build_router_zip").backend_modules():
+    todo = [start]
+    while todo:
+        module = todo.pop()
+        path = None if module in seen else source(module)
+        seen.add(module)
+        if path is None:
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             else:
                 continue
-            found |= {n.split(".")[0] for n in names} - {"backend", "__future__"} - set(sys.stdlib_module_names)
+            for name in names:
+                top = name.split(".")[0]
+                if top == "backend":
+                    todo.append(name)
+                elif top not in sys.stdlib_module_names and top != "__future__":
+                    found.add(top)
     return found
 
 
