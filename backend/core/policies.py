@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from typing import Any
 
 from backend.core.errors import BudgetExceeded
 
@@ -26,6 +27,19 @@ def wake_eta(history: Sequence[float], elapsed: float = 0.0, default: float = DE
 def should_idle_stop(idle_for_s: float, queue_depth: int, inflight: int, timeout_s: float) -> bool:
     """True when nothing has run or waited for `timeout_s` seconds."""
     return queue_depth == 0 and inflight == 0 and idle_for_s >= timeout_s
+
+
+def idle_stop_at(beat: dict[str, Any] | None, queue_depth: int) -> float | None:
+    """When the machine stops for idleness if nothing more comes (epoch seconds), from a
+    live worker's heartbeat: its last activity plus its idle timeout (the worker itself
+    stops its machine then: `should_idle_stop`). None while anything is queued or
+    running, when the worker does not idle out, or when its beat does not say."""
+    if beat is None or queue_depth or beat.get("inflight"):
+        return None
+    since, timeout = beat.get("idle_since"), beat.get("idle_timeout_s")
+    if not isinstance(since, int | float) or not isinstance(timeout, int | float) or timeout <= 0:
+        return None
+    return round(float(since) + float(timeout), 1)
 
 
 def check_budget(spend_usd: float | None, hard_cap_usd: float | None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backend.core.errors import InvalidRequest, PayloadTooLarge
@@ -122,6 +122,13 @@ def parse_prompt(body: Any) -> PromptRequest:
 # all text. Each message also costs the chat template's role markers.
 CHARS_PER_TOKEN_AT_MOST = 5
 TEMPLATE_TOKENS_PER_MESSAGE = 4
+# The other side, for capping an answer so that it fits: about 3 characters a token is
+# what code and digit-heavy text cost; English prose costs less (~4), so the cap leaves
+# a little room unused rather than asking the engine for more than its context holds
+# (vLLM refuses such a request outright; llama.cpp cuts the answer at its context end).
+CHARS_PER_TOKEN_AT_LEAST = 3
+# The assistant's turn that the chat template opens after the last message.
+TEMPLATE_TOKENS_FOR_ANSWER = 8
 
 
 def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
@@ -130,26 +137,37 @@ def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
     return chars // CHARS_PER_TOKEN_AT_MOST + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
 
 
-def check_context(prompt: PromptRequest, context_tokens: int | None) -> None:
-    """Refuse a prompt the model cannot take (the conversation and the answer's
-    `max_tokens` must fit its context), before anything is queued or woken."""
+def estimate_prompt_tokens_high(messages: list[dict[str, str]]) -> int:
+    """A generous estimate of the prompt's tokens (see CHARS_PER_TOKEN_AT_LEAST)."""
+    chars = sum(len(m["content"]) for m in messages)
+    return (-(-chars // CHARS_PER_TOKEN_AT_LEAST) + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
+            + TEMPLATE_TOKENS_FOR_ANSWER)
+
+
+def fit_context(prompt: PromptRequest, context_tokens: int | None) -> PromptRequest:
+    """The prompt as the model can take it: `max_tokens` capped to the room the
+    conversation leaves in the context (a chat's 1024 on a 512-token model asks for what
+    cannot be), or PayloadTooLarge (413 context_too_long) when the conversation itself
+    fills the context, before anything is queued or woken.
+
+    The refusal uses the low estimate, so it is certain; the cap uses the generous one,
+    so the answer fits. When only the low estimate leaves room, the answer gets that room:
+    the engine then ends it at its context's end (finish reason `length`)."""
     if not context_tokens:
-        return
-    estimate = estimate_prompt_tokens(prompt.messages)
-    if estimate >= context_tokens:
+        return prompt
+    low = estimate_prompt_tokens(prompt.messages)
+    if low >= context_tokens:
         raise PayloadTooLarge(
-            f"The conversation is about {estimate:,} tokens or more; the model reads at most "
+            f"The conversation is about {low:,} tokens or more; the model reads at most "
             f"{context_tokens:,}. Shorten it or start a new conversation.",
             code="context_too_long",
         )
-    if estimate + prompt.max_tokens > context_tokens:
-        room = context_tokens - estimate
-        raise PayloadTooLarge(
-            f"The conversation (about {estimate:,} tokens) and an answer of up to {prompt.max_tokens:,} "
-            f"tokens do not fit the model's {context_tokens:,}-token context. Ask for at most {room:,} "
-            "tokens, or shorten the conversation.",
-            code="context_too_long",
-        )
+    room = context_tokens - estimate_prompt_tokens_high(prompt.messages)
+    if room < 1:
+        room = context_tokens - low
+    if prompt.max_tokens <= room:
+        return prompt
+    return replace(prompt, max_tokens=room)
 
 
 def check_request_id(request_id: str) -> str:

@@ -13,9 +13,16 @@ from typing import Any, Protocol
 
 from backend.core.errors import TinyLlamaError
 from backend.core.jobs import JobStatus
-from backend.core.policies import DEFAULT_WAKE_ETA_S, budget_state, check_budget, check_cap, wake_eta
+from backend.core.policies import (
+    DEFAULT_WAKE_ETA_S,
+    budget_state,
+    check_budget,
+    check_cap,
+    idle_stop_at,
+    wake_eta,
+)
 from backend.core.ports import ComputeControl, ComputeState, MachineStatus, SpendSource
-from backend.core.prompts import PromptRequest, check_context
+from backend.core.prompts import PromptRequest, fit_context
 
 log = logging.getLogger("tinyllama.router")
 
@@ -83,6 +90,8 @@ class PromptService:
         describe_ttl_s: float = 0.0,
         context_tokens: int | None = None,
         gpu_spend: GpuSpend | None = None,
+        engine: str | None = None,
+        model: str | None = None,
     ):
         self.queue = queue
         # The first line of the hard cap: known at once, where Budgets lags by hours.
@@ -99,11 +108,16 @@ class PromptService:
         # The model's context length, when configured (MAX_MODEL_LEN); otherwise the one
         # the last worker reported from its engine, once one has run.
         self.context_tokens = context_tokens
+        # What the machine runs when it is up (the local stack knows before any worker
+        # has run): /status names it at once, e.g. right after the engine was switched.
+        self.engine = engine
+        self.model = model
 
     def submit(self, owner: str, prompt: PromptRequest) -> dict[str, Any]:
         """Enqueue; wake the GPU if it sleeps. 202 body of the contract."""
-        # Before the wake: a prompt the model cannot take must not start a GPU.
-        check_context(prompt, self.context_tokens or self._reported_context())
+        # Before the wake: a prompt the model cannot take must not start a GPU, and an
+        # answer may ask only for the room the conversation leaves in the context.
+        prompt = fit_context(prompt, self.context_tokens or self._reported_context())
         compute = self.compute_status()
         if compute["state"] == ComputeState.READY:
             request_id, created = self.queue.submit(owner, prompt, JobStatus.QUEUED)
@@ -162,6 +176,11 @@ class PromptService:
 
     def compute_status(self) -> dict[str, Any]:
         """The machine's state combined with the worker's heartbeat, with a wake ETA."""
+        return self._compute()[0]
+
+    def _compute(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """`compute_status`, and the heartbeat of the worker that makes it ready (None
+        unless ready)."""
         machine = self._describe()
         beats = self.queue.workers()
         now = self.clock()
@@ -193,19 +212,31 @@ class PromptService:
                 "model": b.get("model"),
                 "inflight": b.get("inflight", 0),
             }
-        return {
+        compute = {
             "state": state.value,
             "eta_s": eta,
             "instance_type": machine.instance_type,
             "since": machine.since,
+            # A stopped machine's `since` is when it stopped (EC2 writes it in the state
+            # reason; the local worker's exit is noted), said apart so clients need not
+            # know that; None when not stopped, or not known (a fresh local stack).
+            "stopped_at": machine.since if state == ComputeState.STOPPED else None,
             "detail": machine.detail,
             "wakes_measured": len(history),
+            "engine": self.engine,
+            "model": self.model,
             "worker": worker,
         }
+        if self.context_tokens is None:
+            compute["context_tokens"] = self._reported_context(beats)
+        else:
+            compute["context_tokens"] = self.context_tokens
+        ready_beat = next((b for b in fresh if b.get("ready")), None) if state == ComputeState.READY else None
+        return compute, ready_beat
 
-    def _reported_context(self) -> int | None:
+    def _reported_context(self, beats: list[dict[str, Any]] | None = None) -> int | None:
         """The context length the freshest worker heard from its engine (vLLM says it)."""
-        for beat in self.queue.workers():
+        for beat in self.queue.workers() if beats is None else beats:
             if isinstance(beat.get("context_tokens"), int):
                 return int(beat["context_tokens"])
         return None
@@ -220,8 +251,11 @@ class PromptService:
 
     def status(self) -> dict[str, Any]:
         """`GET /status`."""
-        compute = self.compute_status()
+        compute, ready_beat = self._compute()
         worker = compute.pop("worker")
+        depth = self.queue.depth()
+        # Only a ready machine idles out, and its worker's own clock says when (its beat).
+        compute["idle_stop_at"] = idle_stop_at(ready_beat, depth)
         spend = self._spend()
         budget: dict[str, Any] = {
             "month_to_date_usd": spend,
@@ -241,7 +275,7 @@ class PromptService:
         return {
             "compute": compute,
             "worker": worker,
-            "queue_depth": self.queue.depth(),
+            "queue_depth": depth,
             "budget": budget,
         }
 
@@ -258,4 +292,5 @@ class PromptService:
 
 
 def _short(compute: dict[str, Any]) -> dict[str, Any]:
+    """The compute part of a prompt's answer: its state and wake ETA."""
     return {"state": compute["state"], "eta_s": compute["eta_s"]}

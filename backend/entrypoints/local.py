@@ -392,6 +392,15 @@ class LocalStack:
                 return int(self.vllm_args[i + 1])
         return self._default_max_model_len()
 
+    def model_name(self) -> str | None:
+        """The model as its worker will name it: a GGUF file's stem (the id llama.cpp's
+        server lists), else the model as given; None for echo."""
+        if self.engine == "echo" or not self.model:
+            return None
+        if self.engine == "llamacpp":
+            return Path(self.model).stem
+        return self.model
+
     def start(self) -> LocalStack:
         try:
             self._stopping.clear()
@@ -421,6 +430,8 @@ class LocalStack:
                 # Known before the first wake, so the first over-long prompt is refused
                 # (413) without starting vLLM for nothing.
                 context_tokens=self.context_tokens(),
+                # Named in /status before any worker runs: a switched engine shows at once.
+                engine=self.engine, model=self.model_name(),
             )
             if self.cognito:
                 from backend.adapters.jwt_verify import CognitoVerifier

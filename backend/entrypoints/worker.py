@@ -249,6 +249,10 @@ class Worker:
             "ready": ready,
             "inflight": len(self._inflight),
             "pid": os.getpid(),
+            # When this worker stops its machine if nothing comes (/status says it): its
+            # last activity on the wall clock, and its idle timeout (0: it never idles out).
+            "idle_since": round(time.time() - (time.monotonic() - self._last_activity), 1),
+            "idle_timeout_s": self.idle_timeout_s,
         }
 
     def _idle_expired(self) -> bool:

@@ -143,9 +143,21 @@ def test_a_prompt_over_the_models_context_is_refused_before_a_wake(stack: LocalS
     assert r.json()["error"]["code"] == "context_too_long"
     assert f"{TINY_CONTEXT:,}" in r.json()["error"]["message"]
     assert stack.compute is not None and stack.compute.pids == []  # nothing was woken
-    # Room for the answer counts too: a short prompt asking for more than the context.
-    r = client.post("short", max_tokens=TINY_CONTEXT)
-    assert r.status_code == 413 and "Ask for at most" in r.json()["error"]["message"]
+
+
+def test_max_tokens_over_the_context_is_capped_and_the_answer_fits(stack: LocalStack) -> None:
+    """Issue 12: a chat's max_tokens 1024 on a 512-token model is capped to the room the
+    prompt leaves (it was refused with 413), and the real engine answers within it."""
+    client = Client(stack)
+    r = client.post("hello world", max_tokens=1024, temperature=0)
+    assert r.status_code == 202, r.text
+    job = client.wait_status(r.json()["request_id"], "done", "failed", timeout=60)
+    assert job["status"] == "done", job
+    usage = job["usage"]
+    assert usage["prompt_tokens"] + usage["completion_tokens"] <= TINY_CONTEXT
+    assert usage["completion_tokens"] > TINY_CONTEXT // 2  # capped to the room, not to a token
+    assert job["finish_reason"] == "length"
+    assert client.status()["compute"]["context_tokens"] == TINY_CONTEXT
 
 
 def test_cancel_closes_the_stream_and_the_engine_stops_generating(long_stack: LocalStack) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from backend.adapters.redis_queue import RedisQueue
 from backend.adapters.spend import StaticSpend
 from backend.core.prompts import estimate_prompt_tokens, parse_prompt
@@ -28,12 +30,13 @@ def test_a_conversation_longer_than_the_context_is_refused_and_nothing_wakes(que
     assert api.compute.starts == 0 and queue.depth() == 0 and not queue.wake_current()
 
 
-def test_room_for_the_answer_counts_too(queue: RedisQueue) -> None:
+def test_room_for_the_answer_caps_max_tokens_instead_of_refusing(queue: RedisQueue) -> None:
+    """Issue 12: a chat's max_tokens above what the context leaves is capped, not refused."""
     api = api_with_context(queue, 256)
     status, answer = api.call("POST", "/prompts", body(800, max_tokens=200))
-    assert_error(status, answer, 413, "context_too_long")
-    assert "at most" in answer["error"]["message"]
-    assert api.compute.starts == 0
+    assert status == 202, answer
+    params = json.loads(queue.r.hget(queue.key("req", answer["request_id"]), "params"))
+    assert params["max_tokens"] == 256 - estimate_prompt_tokens(parse_prompt(body(800)).messages)
 
 
 def test_a_prompt_that_fits_still_wakes_the_gpu(queue: RedisQueue) -> None:
