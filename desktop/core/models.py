@@ -75,20 +75,36 @@ class ServerStatus:
     model: str | None = None
     queue_depth: int = 0
     budget: Budget = field(default_factory=Budget)
+    # Unix times: when the machine stops for idleness if nothing comes (None while answers
+    # run or wait, or not known), and when it stopped (None unless stopped, or not known).
+    idle_stop_at: float | None = None
+    stopped_at: float | None = None
+    context_tokens: int | None = None  # the model's context, where the server knows it
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> ServerStatus:
         compute = data.get("compute") or {}
         worker = data.get("worker") or {}
+        # The engine the stack is configured with (the local profile says it) is the
+        # truth; a worker's beat may be the last engine's, outliving a switch by seconds.
+        engine = _str(compute.get("engine"))
+        model = _str(compute.get("model"))
+        if engine is None:
+            engine, model = _str(worker.get("engine")), _str(worker.get("model"))
+        elif model is None and worker.get("engine") == engine:
+            model = _str(worker.get("model"))  # e.g. the id an OpenAI-compatible server lists
         return cls(
             compute=Compute.from_api(compute),
             instance_type=compute.get("instance_type"),
             since=_float(compute.get("since")),
             detail=str(compute.get("detail") or ""),
-            engine=worker.get("engine"),
-            model=worker.get("model"),
+            engine=engine,
+            model=model,
             queue_depth=_int(data.get("queue_depth")) or 0,
             budget=Budget.from_api(data.get("budget")),
+            idle_stop_at=_float(compute.get("idle_stop_at")),
+            stopped_at=_float(compute.get("stopped_at")),
+            context_tokens=_int(compute.get("context_tokens")),
         )
 
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from backend.core.prompts import MAX_TOKENS_LIMIT
 from desktop.core.markdown import MarkdownRenderer
 from desktop.core.models import ChatMessage, Conversation
 
@@ -178,7 +179,7 @@ class ChatView(QWidget):
         self.temperature.setRange(0.0, 2.0)
         self.temperature.setSingleStep(0.1)
         self.max_tokens = QSpinBox(panel)
-        self.max_tokens.setRange(1, 4096)
+        self.max_tokens.setRange(1, MAX_TOKENS_LIMIT)
         self.model = QLineEdit(panel)
         self.model.setPlaceholderText("the stack's default")
         form.addRow("System prompt", self.system_prompt)
@@ -216,6 +217,18 @@ class ChatView(QWidget):
                 w.blockSignals(False)
         self._render_all()
         self._update_buttons()
+
+    def set_context_tokens(self, context_tokens: int | None) -> None:
+        """The loaded model's context, where the server knows it, bounds "Max tokens" (the
+        server caps each answer to what the conversation leaves; this shows the ceiling).
+        The chat's own setting is not rewritten: another model may take it whole."""
+        ceiling = min(MAX_TOKENS_LIMIT, context_tokens) if context_tokens else MAX_TOKENS_LIMIT
+        if ceiling != self.max_tokens.maximum():
+            self.max_tokens.blockSignals(True)
+            self.max_tokens.setMaximum(ceiling)
+            if self._conv is not None:
+                self.max_tokens.setValue(self._conv.max_tokens)  # shown clamped to the ceiling
+            self.max_tokens.blockSignals(False)
 
     def set_title(self, title: str) -> None:
         self.title.setText(title)

@@ -328,6 +328,7 @@ class MainWindow(QMainWindow):
             self.runner, api.status, busy=lambda: self.session.inflight() > 0, parent=self
         )
         self.status_poller.updated.connect(self.wake.set_status)
+        self.status_poller.updated.connect(lambda status: self.chat.set_context_tokens(status.context_tokens))
         self.status_poller.failed.connect(self.session.report)  # a lost local service: reconnect
         self.status_poller.start()
         self.session.resume()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
@@ -24,10 +25,12 @@ _DOT = {
 
 
 class WakeStatusBar(QWidget):
-    """Feed it `/status` answers, prompt hints, the waiting count and errors."""
+    """Feed it `/status` answers, prompt hints, the waiting count and errors. `clock`
+    (epoch seconds) says how long until the machine idles out or since it stopped."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, clock: Callable[[], float] = time.time) -> None:
         super().__init__(parent)
+        self.clock = clock
         self.status = ServerStatus()
         self._received = time.monotonic()
         self._waiting = 0
@@ -89,10 +92,13 @@ class WakeStatusBar(QWidget):
         """A fresher compute state from a prompt answer, between `/status` polls."""
         if compute.state is ComputeState.UNKNOWN:
             return
-        self.status = ServerStatus(
-            compute=compute, instance_type=self.status.instance_type, since=self.status.since,
-            detail=self.status.detail, engine=self.status.engine, model=self.status.model,
-            queue_depth=self.status.queue_depth, budget=self.status.budget,
+        same = compute.state == self.status.compute.state
+        # A prompt's answer says nothing of when the machine idles out or stopped: those
+        # hold only while the state is the one /status saw.
+        self.status = dataclasses.replace(
+            self.status, compute=compute,
+            idle_stop_at=self.status.idle_stop_at if same else None,
+            stopped_at=self.status.stopped_at if same else None,
         )
         self._received = time.monotonic()
         self._refresh()
@@ -124,12 +130,26 @@ class WakeStatusBar(QWidget):
         status = self.status
         if status.engine is None and self.local_engine:
             status = dataclasses.replace(status, engine=self.local_engine)
-        self.label.setText(self._note or wake.describe(status, eta_left, self._waiting, self._running))
+        self.label.setText(self._note or wake.describe(status, eta_left, self._waiting, self._running,
+                                                       now=self.clock()))
         # A note (reconnecting) means the last state is not known to hold: no green dot.
         state = ComputeState.UNKNOWN if self._note else self.state
         self.dot.setStyleSheet(f"color: {_DOT[state]}; font-size: 14px;")
-        counting = self.state in (ComputeState.STARTING, ComputeState.LOADING_MODEL)
-        if counting and not self._tick.isActive():
-            self._tick.start()
-        elif not counting and self._tick.isActive():
+        interval = self._tick_interval_ms()
+        if interval is None:
             self._tick.stop()
+        elif not self._tick.isActive() or self._tick.interval() != interval:
+            self._tick.start(interval)
+
+    def _tick_interval_ms(self) -> int | None:
+        """How often the words change by themselves: every second for a wake's countdown and
+        for an idle deadline under two minutes (said in seconds), every 15 s for minutes
+        (the idle deadline, "stopped 5 min ago"); never otherwise."""
+        status = self.status
+        if self.state in (ComputeState.STARTING, ComputeState.LOADING_MODEL):
+            return 1000
+        if self.state == ComputeState.READY and status.idle_stop_at is not None:
+            return 1000 if status.idle_stop_at - self.clock() < 120 else 15000
+        if self.state == ComputeState.STOPPED and status.stopped_at is not None:
+            return 15000
+        return None
