@@ -173,7 +173,6 @@ class SettingsDialog(QDialog):
         choice = self.theme.currentData()
         self.settings.set("appearance.theme", choice)
         self.settings.save()
-        app = QApplication.instance()
-        if isinstance(app, QApplication) and choice != theme.current_choice():
-            theme.apply(app, choice)  # at once: every view re-renders on the palette change
+        if choice != theme.current_choice():
+            theme.apply(QApplication.instance(), choice)  # at once: every view re-renders on the palette change
         self.accept()

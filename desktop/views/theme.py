@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from string import Template
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -301,9 +301,12 @@ def light_palette() -> QPalette:
     )
 
 
-def apply(app: QApplication, choice: str) -> None:
+def apply(app: QCoreApplication, choice: str) -> None:
     """Apply "light", "dark" or "system" (anything else counts as system) now; every view
-    re-renders through the palette change."""
+    re-renders through the palette change. Without widgets (a QCoreApplication) there is
+    nothing to colour."""
+    if not isinstance(app, QApplication):
+        return
     choice = choice if choice in CHOICES else DEFAULT_CHOICE
     _watcher()
     _state.setdefault("platform_style", app.style().name())  # the one Qt chose, for System
