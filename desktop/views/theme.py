@@ -245,8 +245,8 @@ def _watcher() -> _Watcher:
     watcher = _state.get("watcher")
     if isinstance(watcher, _Watcher) and _state.get("app") is app:
         return watcher
-    watcher = _Watcher(app)
     assert app is not None, "a QApplication must exist before views are styled"
+    watcher = _Watcher(app)
     app.installEventFilter(watcher)
     if hasattr(app.styleHints(), "colorSchemeChanged"):
         app.styleHints().colorSchemeChanged.connect(watcher.scheme_changed)
@@ -267,22 +267,22 @@ def _palette(roles: dict[QPalette.ColorRole, str], disabled: dict[QPalette.Color
     return palette
 
 
-R = QPalette.ColorRole
+_R = QPalette.ColorRole
 
 
 def dark_palette() -> QPalette:
     """A complete dark palette for Fusion, its Disabled group included (so disabled buttons
     and fields look disabled, not just like the enabled ones)."""
     return _palette(
-        {R.Window: "#2b2b2b", R.WindowText: "#e8e8e8", R.Base: "#1f1f1f", R.AlternateBase: "#292929",
-         R.Text: "#e8e8e8", R.PlaceholderText: "#9a9a9a", R.Button: "#353535", R.ButtonText: "#e8e8e8",
-         R.BrightText: "#ff7b72", R.Light: "#4a4a4a", R.Midlight: "#3e3e3e", R.Mid: "#242424",
-         R.Dark: "#1a1a1a", R.Shadow: "#0b0b0b", R.Highlight: "#3d7bd9", R.HighlightedText: "#ffffff",
-         R.Link: "#8ab4f8", R.LinkVisited: "#c58af9", R.ToolTipBase: "#3a3a3a", R.ToolTipText: "#e8e8e8",
-         R.Accent: "#3d7bd9"},
-        {R.WindowText: "#7d7d7d", R.Text: "#7d7d7d", R.ButtonText: "#7d7d7d", R.PlaceholderText: "#5f5f5f",
-         R.Base: "#262626", R.Button: "#2f2f2f", R.Highlight: "#4a4a4a", R.HighlightedText: "#9a9a9a",
-         R.Link: "#5f7aa6", R.Accent: "#4a4a4a"},
+        {_R.Window: "#2b2b2b", _R.WindowText: "#e8e8e8", _R.Base: "#1f1f1f", _R.AlternateBase: "#292929",
+         _R.Text: "#e8e8e8", _R.PlaceholderText: "#9a9a9a", _R.Button: "#353535", _R.ButtonText: "#e8e8e8",
+         _R.BrightText: "#ff7b72", _R.Light: "#4a4a4a", _R.Midlight: "#3e3e3e", _R.Mid: "#242424",
+         _R.Dark: "#1a1a1a", _R.Shadow: "#0b0b0b", _R.Highlight: "#3d7bd9", _R.HighlightedText: "#ffffff",
+         _R.Link: "#8ab4f8", _R.LinkVisited: "#c58af9", _R.ToolTipBase: "#3a3a3a", _R.ToolTipText: "#e8e8e8",
+         _R.Accent: "#3d7bd9"},
+        {_R.WindowText: "#7d7d7d", _R.Text: "#7d7d7d", _R.ButtonText: "#7d7d7d", _R.PlaceholderText: "#5f5f5f",
+         _R.Base: "#262626", _R.Button: "#2f2f2f", _R.Highlight: "#4a4a4a", _R.HighlightedText: "#9a9a9a",
+         _R.Link: "#5f7aa6", _R.Accent: "#4a4a4a"},
     )
 
 
@@ -290,14 +290,14 @@ def light_palette() -> QPalette:
     """Fusion's light palette, written out: Fusion's standardPalette() follows the system's
     dark scheme on some platforms, and Light must stay light there."""
     return _palette(
-        {R.Window: "#efefef", R.WindowText: "#000000", R.Base: "#ffffff", R.AlternateBase: "#f7f7f7",
-         R.Text: "#000000", R.PlaceholderText: "#6e6e6e", R.Button: "#efefef", R.ButtonText: "#000000",
-         R.BrightText: "#ffffff", R.Light: "#ffffff", R.Midlight: "#cacaca", R.Mid: "#b8b8b8",
-         R.Dark: "#9f9f9f", R.Shadow: "#767676", R.Highlight: "#308cc6", R.HighlightedText: "#ffffff",
-         R.Link: "#0000ee", R.LinkVisited: "#551a8b", R.ToolTipBase: "#ffffdc", R.ToolTipText: "#000000",
-         R.Accent: "#308cc6"},
-        {R.WindowText: "#8c8c8c", R.Text: "#8c8c8c", R.ButtonText: "#8c8c8c", R.PlaceholderText: "#b4b4b4",
-         R.Base: "#efefef", R.Highlight: "#919191", R.HighlightedText: "#ffffff", R.Accent: "#919191"},
+        {_R.Window: "#efefef", _R.WindowText: "#000000", _R.Base: "#ffffff", _R.AlternateBase: "#f7f7f7",
+         _R.Text: "#000000", _R.PlaceholderText: "#6e6e6e", _R.Button: "#efefef", _R.ButtonText: "#000000",
+         _R.BrightText: "#ffffff", _R.Light: "#ffffff", _R.Midlight: "#cacaca", _R.Mid: "#b8b8b8",
+         _R.Dark: "#9f9f9f", _R.Shadow: "#767676", _R.Highlight: "#308cc6", _R.HighlightedText: "#ffffff",
+         _R.Link: "#0000ee", _R.LinkVisited: "#551a8b", _R.ToolTipBase: "#ffffdc", _R.ToolTipText: "#000000",
+         _R.Accent: "#308cc6"},
+        {_R.WindowText: "#8c8c8c", _R.Text: "#8c8c8c", _R.ButtonText: "#8c8c8c", _R.PlaceholderText: "#b4b4b4",
+         _R.Base: "#efefef", _R.Highlight: "#919191", _R.HighlightedText: "#ffffff", _R.Accent: "#919191"},
     )
 
 

@@ -315,6 +315,17 @@ def test_choosing_dark_in_settings_re_renders_the_open_transcript(qtbot, open_wi
     assert dark.warning_bg in window.notice.styleSheet() and light.warning_bg not in window.notice.styleSheet()
 
 
+def test_system_gives_the_platform_its_palette_back(qapp, choose) -> None:  # type: ignore[no-untyped-def]
+    platform_style = qapp.style().name()
+    platform_window = QPalette().color(QPalette.ColorRole.Window)  # offscreen's (light) default
+    choose("dark")
+    assert theme.colours().dark and qapp.style().name().lower() == "fusion"
+    choose("system")
+    assert theme.current_choice() == "system"
+    assert qapp.style().name() == platform_style
+    assert qapp.palette().color(QPalette.ColorRole.Window) == platform_window and not theme.colours().dark
+
+
 def test_muted_and_links_stay_readable_on_an_odd_system_palette(qapp) -> None:  # type: ignore[no-untyped-def]
     palette = QPalette(theme.light_palette())
     palette.setColor(QPalette.ColorRole.PlaceholderText, QColor("#f0f0f0"))  # barely visible on white
