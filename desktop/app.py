@@ -285,10 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from desktop.views import theme
+
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("TinyLlama")
     paths = AppPaths(args.data_dir, args.data_dir) if args.data_dir else AppPaths.default()
     app = App(paths)
+    theme.apply(qt_app, str(app.settings.get("appearance.theme")))
     _help = _add_logs_and_help(app, args.data_dir / "logs" if args.data_dir else None)  # alive while we run
     qt_app.aboutToQuit.connect(app.shutdown)
     app.window.show()

@@ -1,7 +1,8 @@
 """Markdown to the HTML subset QTextBrowser shows, with Pygments-coloured code blocks.
 
 Each code block gets a `copy:<n>` link; the view maps it back to `code_blocks[n]`. Raw
-HTML in the model's output is escaped, never rendered.
+HTML in the model's output is escaped, never rendered. Code blocks take their colours
+from a CodeStyle (the view's theme picks one that fits a light or a dark palette).
 """
 
 from __future__ import annotations
@@ -13,10 +14,22 @@ from markdown_it import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer
+from pygments.styles import get_style_by_name
 from pygments.util import ClassNotFound
 
-_FORMATTER = HtmlFormatter(noclasses=True, nowrap=True, style="friendly")
-_CODE_BG = "#f4f4f0"
+
+@dataclass(frozen=True)
+class CodeStyle:
+    """A code block's colours: a Pygments style, its background (default: the style's own),
+    and the label row's text and link colours (default: the surrounding text's)."""
+
+    pygments_style: str = "xcode"
+    background: str = ""
+    label: str = ""
+    link: str = ""
+
+    def block_background(self) -> str:
+        return self.background or str(get_style_by_name(self.pygments_style).background_color)
 
 
 @dataclass
@@ -42,25 +55,36 @@ def _lexer(lang: str, code: str):  # type: ignore[no-untyped-def]
 class MarkdownRenderer:
     """Render message text; `block_offset` numbers copy links across a whole transcript."""
 
-    def __init__(self) -> None:
+    def __init__(self, code_style: CodeStyle | None = None) -> None:
         self._md = MarkdownIt("commonmark", {"html": False}).enable("table")
+        self.code_style = code_style or CodeStyle()
+        self._formatters: dict[str, HtmlFormatter] = {}
+
+    def _formatter(self) -> HtmlFormatter:
+        name = self.code_style.pygments_style
+        if name not in self._formatters:
+            self._formatters[name] = HtmlFormatter(noclasses=True, nowrap=True, style=name)
+        return self._formatters[name]
 
     def render(self, text: str, block_offset: int = 0) -> Rendered:
         blocks: list[str] = []
+        style, formatter = self.code_style, self._formatter()
+        label_colour = f"color:{style.label}; " if style.label else ""
+        link_colour = f' style="color:{style.link};"' if style.link else ""
 
         def fence(renderer, tokens, idx, options, env):  # type: ignore[no-untyped-def]
             token = tokens[idx]
             code = token.content
             lang = token.info.strip().split(" ")[0] if token.info else ""
-            body = highlight(code, _lexer(lang, code), _FORMATTER).rstrip("\n")
+            body = highlight(code, _lexer(lang, code), formatter).rstrip("\n")
             number = block_offset + len(blocks)
             blocks.append(code.rstrip("\n"))
             label = html.escape(lang) if lang else "code"
             return (
                 f'<table width="100%" cellspacing="0" cellpadding="6" '
-                f'style="background:{_CODE_BG}; margin:4px 0;">'
-                f'<tr><td style="color:#777; font-size:small;">{label}'
-                f' &nbsp; <a href="copy:{number}">Copy</a></td></tr>'
+                f'style="background:{style.block_background()}; margin:4px 0;">'
+                f'<tr><td style="{label_colour}font-size:small;">{label}'
+                f' &nbsp; <a href="copy:{number}"{link_colour}>Copy</a></td></tr>'
                 f"<tr><td><pre style=\"margin:0; font-family:monospace;\">{body}</pre></td></tr>"
                 "</table>"
             )

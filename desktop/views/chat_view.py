@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from backend.core.prompts import MAX_TOKENS_LIMIT
 from desktop.core.markdown import MarkdownRenderer
 from desktop.core.models import ChatMessage, Conversation
+from desktop.views import theme
 
 # How many messages a chat shows when opened; older ones come with "Show earlier".
 RECENT = 16
@@ -155,6 +156,7 @@ class ChatView(QWidget):
         QWidget.setTabOrder(self.send_button, self.stop_button)
         self.set_send_key("enter")
         self.set_conversation(None, [])
+        theme.on_change(self._palette_changed)
 
     def set_send_key(self, key: str) -> None:
         """"enter": Enter sends, Shift+Enter makes a new line; "ctrl+enter": the other way."""
@@ -291,7 +293,9 @@ class ChatView(QWidget):
 
     def _message_html(self, msg: ChatMessage, offset: int, last: bool = True) -> tuple[str, list[str]]:
         who = {"user": "You", "assistant": "Assistant"}.get(msg.role, msg.role.title())
-        colour = "#2f5fa7" if msg.role == "user" else "#3a7d44"
+        c = theme.colours()
+        self._renderer.code_style = c.code()
+        colour = c.user if msg.role == "user" else c.assistant
         text = msg.content
         if msg.in_flight and msg.status == "running":
             text = f"{text} ▍" if text else "▍"  # the answer is still growing
@@ -302,17 +306,25 @@ class ChatView(QWidget):
         if msg.in_flight:
             waiting = RETRYING if msg.retrying else _WAITING_WORDS.get(msg.status, "")
             if waiting:
-                parts.append(f'<p style="color:#888;"><i>{waiting}</i></p>')
+                parts.append(f'<p style="color:{c.muted};"><i>{waiting}</i></p>')
         if msg.error and msg.status in ("failed", "expired"):
-            parts.append(f'<p style="color:#b00020;">{html.escape(msg.error)}</p>')
+            parts.append(f'<p style="color:{c.error};">{html.escape(msg.error)}</p>')
         meta = answer_meta(msg) if msg.role == "assistant" else ""
         if meta:
             # Only the chat's last answer can be continued: later turns already followed it.
             more = ' &nbsp;·&nbsp; <a href="continue:">Continue</a>' if msg.cut and last else ""
             # The mark in bold: the one thing in the grey line a reader must not miss.
             words = html.escape(meta).replace(CUT_MARK, f"<b>{CUT_MARK}</b>", 1)
-            parts.append(f'<p style="color:#888; font-size:small;">{words}{more}</p>')
+            parts.append(f'<p style="color:{c.muted}; font-size:small;">{words}{more}</p>')
         return "".join(parts), body.code_blocks if body else []
+
+    def _palette_changed(self) -> None:
+        """Light ↔ dark: lay the transcript out again in the new colours, where it was."""
+        bar = self.transcript.verticalScrollBar()
+        where = bar.value()
+        self._render_all()
+        if not self._following:
+            bar.setValue(where)
 
     def _render_all(self) -> None:
         """Lay out the recent messages from scratch (opening a chat, rare edits).
@@ -335,7 +347,7 @@ class ChatView(QWidget):
             head.append(text)
         if not self._messages:
             head.append(
-                '<p style="color:#888; margin-top:40px;" align="center">'
+                f'<p style="color:{theme.colours().muted}; margin-top:40px;" align="center">'
                 + f"Type a prompt below and press {self._send_hint()}."
                 + "</p>"
             )

@@ -45,6 +45,7 @@ from desktop.services.cost import (
     days_in_month,
     month_start,
 )
+from desktop.views import theme
 
 TICK_MS = 5 * 60 * 1000
 
@@ -58,21 +59,22 @@ class SpendChart(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.daily: list[tuple[str, float]] = []
         self.days_in_month = 30
-        self.caps: list[tuple[str, float, QColor]] = []
+        self.caps: list[tuple[str, float, str]] = []  # (label, value, the theme's colour name)
 
     def set_data(self, daily: list[tuple[str, float]], days_in_month: int,
                  warning: float | None, cap: float | None) -> None:
         self.daily = daily
         self.days_in_month = days_in_month
-        self.caps = [(f"warning ${warning:g}", warning, QColor("#ef6c00"))] if warning else []
+        self.caps = [(f"warning ${warning:g}", warning, "chart_warning")] if warning else []
         if cap:
-            self.caps.append((f"hard cap ${cap:g}", cap, QColor("#c62828")))
+            self.caps.append((f"hard cap ${cap:g}", cap, "chart_cap"))
         self.update()
 
     def paintEvent(self, _event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.fillRect(self.rect(), QColor("#ffffff"))
+        c = theme.colours()  # at paint time: a palette change repaints in the new colours
+        p.fillRect(self.rect(), QColor(c.base))
         left, right, top, bottom = 48, 12, 26, 24
         area = QRectF(left, top, max(1, self.width() - left - right), max(1, self.height() - top - bottom))
         totals: list[float] = []
@@ -84,39 +86,39 @@ class SpendChart(QWidget):
         y = lambda v: area.bottom() - v / top_value * area.height()  # noqa: E731
         slot = area.width() / self.days_in_month
 
-        p.setPen(QPen(QColor("#e0e0e0"), 1))
+        p.setPen(QPen(QColor(c.chart_grid), 1))
         p.setFont(self.font())
         for i in range(5):
             value = top_value * i / 4
             p.drawLine(QPointF(area.left(), y(value)), QPointF(area.right(), y(value)))
-            p.setPen(QColor("#757575"))
+            p.setPen(QColor(c.muted))
             right_middle = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
             p.drawText(QRectF(0, y(value) - 8, left - 6, 16), right_middle,
                        f"${value:.0f}" if top_value >= 10 else f"${value:.2f}")
-            p.setPen(QPen(QColor("#e0e0e0"), 1))
+            p.setPen(QPen(QColor(c.chart_grid), 1))
         for day in (1, 8, 15, 22, 29):
             if day <= self.days_in_month:
-                p.setPen(QColor("#757575"))
+                p.setPen(QColor(c.muted))
                 p.drawText(QRectF(area.left() + (day - 1) * slot, area.bottom() + 4, 30, 16),
                            Qt.AlignmentFlag.AlignLeft, str(day))
 
         for day_text, amount in self.daily:
             day = int(day_text[-2:])
             bar = QRectF(area.left() + (day - 1) * slot + slot * 0.15, y(amount), slot * 0.7, area.bottom() - y(amount))
-            p.fillRect(bar, QColor("#90caf9"))
+            p.fillRect(bar, QColor(c.chart_bar))
         if totals:
             path = QPainterPath()
             for i, ((day_text, _a), total) in enumerate(zip(self.daily, totals, strict=True)):
                 point = QPointF(area.left() + (int(day_text[-2:]) - 0.5) * slot, y(total))
                 path.moveTo(point) if i == 0 else path.lineTo(point)
-            p.setPen(QPen(QColor("#1565c0"), 2))
+            p.setPen(QPen(QColor(c.chart_line), 2))
             p.drawPath(path)
         for name, value, colour in self.caps:
-            pen = QPen(colour, 1.5, Qt.PenStyle.DashLine)
+            pen = QPen(QColor(getattr(c, colour)), 1.5, Qt.PenStyle.DashLine)
             p.setPen(pen)
             p.drawLine(QPointF(area.left(), y(value)), QPointF(area.right(), y(value)))
             p.drawText(QRectF(area.left() + 4, y(value) - 16, 200, 14), Qt.AlignmentFlag.AlignLeft, name)
-        p.setPen(QColor("#424242"))
+        p.setPen(QColor(c.text))
         p.drawText(QRectF(area.left(), 4, area.width(), 16), Qt.AlignmentFlag.AlignRight,
                    "bars: daily spend · line: month so far · dashed: budget")
         p.end()
@@ -179,7 +181,7 @@ class CostPanel(QDialog):
         self.forecast.setObjectName("forecast")
         self.fetched = QLabel()
         self.fetched.setObjectName("fetched")
-        self.fetched.setStyleSheet("color: #666;")
+        theme.styled(self.fetched, "color: $muted;")
         self.refresh_button = QPushButton("Refresh now")
         self.refresh_button.setToolTip("Asks Cost Explorer now; each request costs $0.01. The panel asks by itself "
                                        "at most once an hour.")
@@ -189,12 +191,12 @@ class CostPanel(QDialog):
         self.guard = QLabel()
         self.guard.setObjectName("guard")
         self.guard.setWordWrap(True)
-        self.guard.setStyleSheet("background: #ffebee; border: 1px solid #e57373; padding: 6px;")
+        theme.styled(self.guard, "background: $error_bg; color: $text; border: 1px solid $error_border; padding: 6px;")
         self.guard.setVisible(False)
         self.errors = QLabel()
         self.errors.setObjectName("errors")
         self.errors.setWordWrap(True)
-        self.errors.setStyleSheet("color: #b71c1c;")
+        theme.styled(self.errors, "color: $error;")
         self.chart = SpendChart(self)
         self.warning_bar = QProgressBar()
         self.cap_bar = QProgressBar()
@@ -376,9 +378,9 @@ class CostPanel(QDialog):
         bar.setRange(0, 100)
         bar.setValue(min(100, int(spent / limit * 100)))
         passed = spent >= limit
-        colour = "#c62828" if passed else "#2e7d32"
-        bar.setStyleSheet("QProgressBar { border: 1px solid #bdbdbd; border-radius: 3px; text-align: center; } "
-                          f"QProgressBar::chunk {{ background: {colour}; }}")
+        colour = "$bar_over" if passed else "$bar_ok"
+        theme.styled(bar, "QProgressBar { border: 1px solid $border; border-radius: 3px; text-align: center; } "
+                     f"QProgressBar::chunk {{ background: {colour}; }}")
         text.setText(f"${spent:.2f} of ${limit:.2f}" + (f" — {name} reached" if passed else ""))
 
     def done(self, result: int) -> None:

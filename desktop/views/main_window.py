@@ -28,6 +28,7 @@ from desktop.qt.chat_session import ChatSession
 from desktop.qt.poller import StatusPoller
 from desktop.qt.runner import Runner
 from desktop.services.api import ApiClient
+from desktop.views import theme
 from desktop.views.chat_view import ChatView
 from desktop.views.conversation_list import ConversationList
 from desktop.views.wake_status import WakeStatusBar
@@ -89,9 +90,8 @@ class MainWindow(QMainWindow):
         self.notice = QLabel(self)
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
-        self.notice.setStyleSheet(
-            "background: #fff8e1; border: 1px solid #f0d98c; padding: 6px; border-radius: 4px;"
-        )
+        theme.styled(self.notice, "background: $warning_bg; color: $warning_text; border: 1px solid "
+                     "$warning_border; padding: 6px; border-radius: 4px;")
         self.notice.setVisible(False)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)

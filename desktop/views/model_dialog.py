@@ -37,8 +37,9 @@ from desktop.qt.runner import Runner
 from desktop.services.credentials import ENGINE_API_KEY, CredentialStore
 from desktop.services.model_download import DownloadCancelled, ModelDownloader, Progress
 from desktop.services.server_probe import list_models
+from desktop.views import theme
 
-_ERROR_STYLE = "color: #b00020;"
+_ERROR_STYLE = "color: $error;"
 
 
 def models_dir(settings: Settings, data_dir: Path) -> Path:
@@ -133,7 +134,7 @@ class ModelDialog(QDialog):
         form.addRow(self.test_button, self.test_result)
 
         self.problems = QLabel(self)
-        self.problems.setStyleSheet(_ERROR_STYLE)
+        theme.styled(self.problems, _ERROR_STYLE)
         self.problems.setWordWrap(True)
         self.use_button = QPushButton("Use this model", self)
         self.use_button.setDefault(True)
@@ -256,17 +257,17 @@ class ModelDialog(QDialog):
         """Ask the server for its models; fill the list, or say what is wrong."""
         url, key = self.base_url.text().strip(), self.api_key.text().strip()
         if problem := _url_problem(url):
-            self.test_result.setStyleSheet(_ERROR_STYLE)
+            theme.styled(self.test_result, _ERROR_STYLE)
             self.test_result.setText(problem)
             return
         self.test_button.setEnabled(False)
-        self.test_result.setStyleSheet("")
+        theme.styled(self.test_result, "")
         self.test_result.setText("Testing…")
         self.runner.run(lambda: list_models(url, key), self._tested, self._test_failed)
 
     def _tested(self, models: list[str]) -> None:
         self.test_button.setEnabled(True)
-        self.test_result.setStyleSheet("")
+        theme.styled(self.test_result, "")
         current = self.server_model.currentText()
         self.server_model.clear()
         self.server_model.addItems(models)
@@ -275,7 +276,7 @@ class ModelDialog(QDialog):
 
     def _test_failed(self, exc: BaseException) -> None:
         self.test_button.setEnabled(True)
-        self.test_result.setStyleSheet(_ERROR_STYLE)
+        theme.styled(self.test_result, _ERROR_STYLE)
         self.test_result.setText(str(exc) if isinstance(exc, AppError) else "The test failed; see Help → Logs.")
 
     # -- choosing -----------------------------------------------------------------------

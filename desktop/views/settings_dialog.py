@@ -1,4 +1,5 @@
-"""Choose the profile: Local (this computer) or AWS (API URL, region, user pool, client)."""
+"""Choose the profile: Local (this computer) or AWS (API URL, region, user pool, client), and
+the theme (Light, Dark or System)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QApplication,
     QButtonGroup,
     QComboBox,
     QDialog,
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.settings import Settings
+from desktop.views import theme
 
 _POOL = re.compile(r"^[\w-]+_[0-9A-Za-z]+$")
 _URL = re.compile(r"^https?://\S+$")
@@ -106,8 +109,17 @@ class SettingsDialog(QDialog):
         self.local_box = local_box
         self.local.toggled.connect(local_box.setEnabled)
         local_box.setEnabled(self.local.isChecked())
+        appearance = QGroupBox("Appearance", self)
+        appearance_form = QFormLayout(appearance)
+        self.theme = QComboBox(appearance)
+        self.theme.setObjectName("theme")
+        for key, label in theme.CHOICES.items():
+            self.theme.addItem(label, key)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(settings.get("appearance.theme"))))
+        self.theme.setToolTip("System follows your computer's light or dark setting as it changes.")
+        appearance_form.addRow("Theme", self.theme)
         self.problems = QLabel(self)
-        self.problems.setStyleSheet("color: #b00020;")
+        theme.styled(self.problems, "color: $error;")
         self.problems.setWordWrap(True)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
@@ -119,6 +131,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(local_box)
         layout.addWidget(self.aws)
         layout.addWidget(box)
+        layout.addWidget(appearance)
         layout.addWidget(self.problems)
         layout.addWidget(QLabel("A new local engine takes effect at once; switching between Local and AWS "
                                 "after restarting TinyLlama.", self))
@@ -157,5 +170,9 @@ class SettingsDialog(QDialog):
             self.settings.set("local.gguf" if engine == "llamacpp" else "local.model", model)
         for key, value in values.items():
             self.settings.set(f"aws.{key}", value)
+        choice = self.theme.currentData()
+        self.settings.set("appearance.theme", choice)
         self.settings.save()
+        if choice != theme.current_choice():
+            theme.apply(QApplication.instance(), choice)  # at once: every view re-renders on the palette change
         self.accept()

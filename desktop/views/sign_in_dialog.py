@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from desktop.core.errors import AppError, NewPasswordRequired
 from desktop.qt.runner import Runner
 from desktop.services.auth import CognitoAuth
+from desktop.views import theme
 
 
 class SignInDialog(QDialog):
@@ -61,7 +62,7 @@ class SignInDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
 
         pool = QLabel(f"User pool {auth.user_pool_id} ({auth.region})", self)
-        pool.setStyleSheet("color: #888;")
+        theme.styled(pool, "color: $muted;")
         layout = QVBoxLayout(self)
         layout.addLayout(self.form)
         layout.addWidget(self.message)
@@ -125,4 +126,4 @@ class SignInDialog(QDialog):
 
     def _say(self, text: str, error: bool = False) -> None:
         self.message.setText(text)
-        self.message.setStyleSheet("color: #b00020;" if error else "")
+        theme.styled(self.message, "color: $error;" if error else "")

@@ -13,14 +13,16 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 from desktop.core import wake
 from desktop.core.errors import AppError, BudgetExceededError
 from desktop.core.models import Compute, ComputeState, ServerStatus
+from desktop.views import theme
 
+# Each state's dot, as the theme's colour name (a style sheet template).
 _DOT = {
-    ComputeState.READY: "#2e9d4b",
-    ComputeState.STARTING: "#e0a100",
-    ComputeState.LOADING_MODEL: "#e0a100",
-    ComputeState.STOPPING: "#d46b08",
-    ComputeState.STOPPED: "#8c8c8c",
-    ComputeState.UNKNOWN: "#bfbfbf",
+    ComputeState.READY: "$dot_ready",
+    ComputeState.STARTING: "$dot_busy",
+    ComputeState.LOADING_MODEL: "$dot_busy",
+    ComputeState.STOPPING: "$dot_stopping",
+    ComputeState.STOPPED: "$dot_stopped",
+    ComputeState.UNKNOWN: "$dot_unknown",
 }
 
 
@@ -45,7 +47,7 @@ class WakeStatusBar(QWidget):
         self.error_label = QLabel(self)
         self.error_label.setObjectName("wakeError")
         self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color: #b00020;")
+        theme.styled(self.error_label, "color: $error;")
         self.error_label.setVisible(False)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 2, 8, 2)
@@ -134,7 +136,7 @@ class WakeStatusBar(QWidget):
                                                        now=self.clock()))
         # A note (reconnecting) means the last state is not known to hold: no green dot.
         state = ComputeState.UNKNOWN if self._note else self.state
-        self.dot.setStyleSheet(f"color: {_DOT[state]}; font-size: 14px;")
+        theme.styled(self.dot, f"color: {_DOT[state]}; font-size: 14px;")
         interval = self._tick_interval_ms()
         if interval is None:
             self._tick.stop()

@@ -27,6 +27,7 @@ from desktop.services.aws_profiles import available_profiles
 from desktop.services.deploy import flow
 from desktop.services.deploy.errors import translate
 from desktop.services.deploy.stack import StackDeployer
+from desktop.views import theme
 from desktop.views.wizard.context import WizardContext, in_words, make_session
 
 REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "eu-north-1", "ap-northeast-1",
@@ -112,7 +113,7 @@ class AccountPage(QWizardPage):
         note = QLabel("Typed keys are used for this session only and never saved. The identity needs rights "
                       "to CloudFormation, S3, IAM, EC2 and the services the stack creates.")
         note.setWordWrap(True)
-        note.setStyleSheet("color: #666;")
+        theme.styled(note, "color: $muted;")
         layout.addWidget(note)
 
         self.check_button.clicked.connect(self.check)
@@ -188,7 +189,7 @@ class AccountPage(QWizardPage):
 
         self._checking = True
         self.check_button.setEnabled(False)
-        self.result.setStyleSheet("")
+        theme.styled(self.result, "")
         self.result.setText("Checking…")
         self.completeChanged.emit()
         self.ctx.runner.run(work, lambda r: self._checked(key, profile, r), self._failed)
@@ -217,7 +218,7 @@ class AccountPage(QWizardPage):
             f"Stack {ctx.stack_name} does not exist yet — Next creates it."
         if ctx.action == "delete":
             stack = f"Stack {ctx.stack_name}: {status} — Next reviews what deleting removes."
-        self.result.setStyleSheet("color: #1b5e20;")
+        theme.styled(self.result, "color: $success;")
         self.result.setText(f"✔ {who.arn}\nAccount {who.account}, {who.region}. {stack}")
         self._checked_key = key
         self.completeChanged.emit()
@@ -230,6 +231,6 @@ class AccountPage(QWizardPage):
 
     def _show_error(self, text: str) -> None:
         self._checked_key = None
-        self.result.setStyleSheet("color: #b71c1c;")
+        theme.styled(self.result, "color: $error;")
         self.result.setText(text)
         self.completeChanged.emit()

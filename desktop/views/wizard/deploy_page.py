@@ -25,17 +25,19 @@ from PySide6.QtWidgets import (
 from desktop.core.errors import AppError
 from desktop.services.deploy import flow
 from desktop.services.deploy.events import StackWatcher, WatchUpdate
+from desktop.views import theme
 from desktop.views.wizard.context import WizardContext, in_words
 
 
 def _colour(status: str) -> str:
+    """The theme colour (a Colours field name) a stack or resource status is shown in."""
     if status.endswith("_FAILED"):
-        return "#b71c1c"
+        return "error"
     if "ROLLBACK" in status:
-        return "#e65100"
+        return "progress"
     if status.endswith("_COMPLETE"):
-        return "#1b5e20"
-    return "#37474f"
+        return "success"
+    return "text"
 
 
 class DeployPage(QWizardPage):
@@ -112,7 +114,7 @@ class DeployPage(QWizardPage):
             self._add_event(event.timestamp.strftime("%H:%M:%S"), event.logical_id, event.status, event.reason)
         self.progress.setValue(int(update.progress * 100))
         self.status.setText(f"{self.ctx.stack_name}: {update.status}")
-        self.status.setStyleSheet(f"color: {_colour(update.status)}; font-weight: bold;")
+        theme.styled(self.status, f"color: ${_colour(update.status)}; font-weight: bold;")
         if not update.done:
             self.timer.start(self.ctx.poll_interval_ms)
             return
@@ -156,16 +158,18 @@ class DeployPage(QWizardPage):
             cancel.setEnabled(True)
             cancel.setText("Close" if not ok else cancel.text())
         if ok:
-            self.outcome.setStyleSheet("background: #e8f5e9; border: 1px solid #81c784; padding: 8px;")
+            theme.styled(self.outcome, "background: $success_bg; color: $text; border: 1px solid $success_border; "
+                         "padding: 8px;")
             self.outcome.setText(f"✔ {what}")
         else:
             back = "<br>Everything this run changed was rolled back." if rolled_back else ""
-            self.outcome.setStyleSheet("background: #ffebee; border: 1px solid #e57373; padding: 8px;")
+            theme.styled(self.outcome, "background: $error_bg; color: $text; border: 1px solid $error_border; "
+                         "padding: 8px;")
             self.outcome.setText(f"<b>It did not work.</b> {what}{back}<br><b>What to do:</b> {advice}")
         self.outcome.setVisible(True)
         if not ok:
-            self.progress.setStyleSheet("QProgressBar { border: 1px solid #bdbdbd; border-radius: 3px; "
-                                        "text-align: center; } QProgressBar::chunk { background: #e57373; }")
+            theme.styled(self.progress, "QProgressBar { border: 1px solid $border; border-radius: 3px; "
+                         "text-align: center; } QProgressBar::chunk { background: $bar_over; }")
         QTimer.singleShot(0, self.events, self.events.scrollToBottom)  # once the outcome box took its room
         self.completeChanged.emit()
 
@@ -175,7 +179,7 @@ class DeployPage(QWizardPage):
         for col, text in enumerate((time, resource, status, reason)):
             item = QTableWidgetItem(text)
             if col == 2:
-                item.setForeground(QBrush(QColor(_colour(status))))
+                item.setForeground(QBrush(QColor(getattr(theme.colours(), _colour(status)))))
             if reason:
                 item.setToolTip(reason)
             self.events.setItem(row, col, item)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from desktop.core.deploy_options import EMAIL
 from desktop.core.settings import Settings
 from desktop.services.deploy.users import create_first_user
+from desktop.views import theme
 from desktop.views.wizard.context import WizardContext, in_words
 
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@+")
@@ -132,7 +133,7 @@ class DonePage(QWizardPage):
         name, email, invite = self.username.text().strip(), self.email.text().strip(), self.invite.isChecked()
         session, region, factory = ctx.session, ctx.region, ctx.cognito_factory
         self.create_button.setEnabled(False)
-        self.user_result.setStyleSheet("")
+        theme.styled(self.user_result, "")
         self.user_result.setText("Creating…")
 
         def work() -> str:
@@ -141,7 +142,7 @@ class DonePage(QWizardPage):
         ctx.runner.run(work, lambda pw: self._created(name, email, pw), self._create_failed)
 
     def _created(self, name: str, email: str, password: str) -> None:
-        self.user_result.setStyleSheet("color: #1b5e20;")
+        theme.styled(self.user_result, "color: $success;")
         if password:
             self.password.setText(password)
             self.password.setVisible(True)
@@ -153,6 +154,6 @@ class DonePage(QWizardPage):
         self.ctx.settings.save()
 
     def _create_failed(self, exc: BaseException) -> None:
-        self.user_result.setStyleSheet("color: #b71c1c;")
+        theme.styled(self.user_result, "color: $error;")
         self.user_result.setText(in_words(exc))
         self._user_fields()

@@ -39,6 +39,7 @@ from desktop.services.images import (
     list_baked_images,
     stock_volume_gib,
 )
+from desktop.views import theme
 from desktop.views.wizard.context import WizardContext
 
 SIGN_IN_FOR_IMAGES = "Sign in on the Account page to list the images your pipeline baked."
@@ -99,12 +100,13 @@ class OptionsPage(QWizardPage):
         self.image_note = QLabel(SIGN_IN_FOR_IMAGES)
         self.image_note.setObjectName("image_note")
         self.image_note.setWordWrap(True)
-        self.image_note.setStyleSheet("color: #666;")
+        theme.styled(self.image_note, "color: $muted;")
         self._set_choices([STOCK_CHOICE])
         self.preview_note = QLabel("Preview: nothing here needs AWS. To deploy, go Back and check the account.")
         self.preview_note.setObjectName("preview_note")
         self.preview_note.setWordWrap(True)
-        self.preview_note.setStyleSheet("background: #fff8e1; color: #4e342e; border: 1px solid #ffca28; padding: 4px;")
+        theme.styled(self.preview_note, "background: $warning_bg; color: $warning_text; "
+                     "border: 1px solid $warning_border; padding: 4px;")
         self.preview_note.setVisible(False)
 
         form = QFormLayout()
@@ -128,7 +130,7 @@ class OptionsPage(QWizardPage):
         self.form = form
         self.problems = QLabel()
         self.problems.setWordWrap(True)
-        self.problems.setStyleSheet("color: #b71c1c;")
+        theme.styled(self.problems, "color: $error;")
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -154,7 +156,7 @@ class OptionsPage(QWizardPage):
         self.gpu_hour.setObjectName("gpu_hour")
         self.prices_note = QLabel()
         self.prices_note.setWordWrap(True)
-        self.prices_note.setStyleSheet("color: #666; font-size: 11px;")
+        theme.styled(self.prices_note, "color: $muted; font-size: 11px;")
         box = QGroupBox("What it costs")
         box_layout = QVBoxLayout(box)
         box_layout.addWidget(self.cost_table, 1)

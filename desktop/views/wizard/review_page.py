@@ -20,9 +20,11 @@ from PySide6.QtWidgets import (
 
 from desktop.services.deploy import flow
 from desktop.services.deploy.changes import ChangeRow, ChangeSetReview
+from desktop.views import theme
 from desktop.views.wizard.context import WizardContext, in_words
 
-COLOURS = {"Add": "#e8f5e9", "Modify": "#fff8e1", "Replace": "#ffebee", "Remove": "#ffebee"}
+# Each change's row background, as a theme colour (a Colours field name).
+COLOURS = {"Add": "success_bg", "Modify": "warning_bg", "Replace": "error_bg", "Remove": "error_bg"}
 
 
 def _label(row: ChangeRow) -> str:
@@ -54,7 +56,8 @@ class ReviewPage(QWizardPage):
         self.warning = QLabel()
         self.warning.setObjectName("data_warning")
         self.warning.setWordWrap(True)
-        self.warning.setStyleSheet("background: #fff3e0; border: 1px solid #ffb74d; padding: 6px;")
+        theme.styled(self.warning, "background: $warning_bg; color: $warning_text; border: 1px solid "
+                     "$warning_border; padding: 6px;")
         self.warning.setVisible(False)
         self.empty_bucket = QCheckBox("Empty the data bucket first (its chat data is lost for good)")
         self.empty_bucket.setVisible(False)
@@ -133,18 +136,19 @@ class ReviewPage(QWizardPage):
         for i, row in enumerate(rows):
             label = _label(row)
             cells = [label, row.logical_id, row.resource_type, row.scope]
-            colour = QBrush(QColor(COLOURS.get(label.split(" ")[0], "#fff8e1")))
+            c = theme.colours()
+            colour = QBrush(QColor(getattr(c, COLOURS.get(label.split(" ")[0], "warning_bg"))))
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setBackground(colour)
                 if j == 0 and row.replaces:
-                    item.setForeground(QBrush(QColor("#b71c1c")))
+                    item.setForeground(QBrush(QColor(c.error)))
                     item.setToolTip("The resource is deleted and created anew")
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
 
     def _failed(self, exc: BaseException) -> None:
-        self.summary.setStyleSheet("color: #b71c1c;")
+        theme.styled(self.summary, "color: $error;")
         self.summary.setText(f"{in_words(exc)}\nGo back to change the options, or cancel.")
 
     def isComplete(self) -> bool:

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QLabel, QListWidget, QPushButton, QVBoxLayout, QWi
 
 from desktop.services.artifacts import Uploaded
 from desktop.services.deploy import flow
+from desktop.views import theme
 from desktop.views.wizard.context import WizardContext, in_words
 
 
@@ -52,7 +53,7 @@ class UploadPage(QWizardPage):
         self._running = True
         self.retry.setVisible(False)
         self.log.clear()
-        self.status.setStyleSheet("")
+        theme.styled(self.status, "")
         self.status.setText("Working…")
         self.completeChanged.emit()
         deployer, account, template = ctx.deployer, ctx.identity.account, ctx.options.template
@@ -69,14 +70,14 @@ class UploadPage(QWizardPage):
     def _uploaded(self, uploaded: Uploaded) -> None:
         self._running = False
         self.ctx.uploaded = uploaded
-        self.status.setStyleSheet("color: #1b5e20;")
+        theme.styled(self.status, "color: $success;")
         self.status.setText(f"✔ Ready: template at {uploaded.template_url}")
         self._done = True
         self.completeChanged.emit()
 
     def _failed(self, exc: BaseException) -> None:
         self._running = False
-        self.status.setStyleSheet("color: #b71c1c;")
+        theme.styled(self.status, "color: $error;")
         self.status.setText(in_words(exc))
         self.retry.setVisible(True)
         self.completeChanged.emit()
