@@ -360,7 +360,9 @@ class MainWindow(QMainWindow):
 
     def _sidebar_moved(self) -> None:
         width = self.splitter.sizes()[0]
-        if width > 0:
+        # A drag to the edge passes through narrow widths before the list collapses: those
+        # are not the width to come back to.
+        if width >= max(self.conversations.minimumSizeHint().width(), SIDEBAR_WIDTH // 2):
             self._sidebar_width = width
         self.sidebar_action.setChecked(width > 0)
 
