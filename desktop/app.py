@@ -20,9 +20,7 @@ from desktop.core.errors import AppError
 from desktop.core.history import HistoryStore
 from desktop.core.paths import AppPaths
 from desktop.core.settings import Settings
-from desktop.services.api import ApiClient
 from desktop.services.credentials import ENGINE_API_KEY, CredentialStore
-from desktop.services.local_profile import LocalProfile
 
 RECONNECTING = "Reconnecting to the local stack…"
 STARTING = "Starting the local stack… a prompt sent now goes out when it is ready"
@@ -35,7 +33,9 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QDialog
 
     from desktop.core.diagnostics import RecentErrors
+    from desktop.services.api import ApiClient
     from desktop.services.auth import CognitoAuth
+    from desktop.services.local_profile import LocalProfile
     from desktop.views.sign_in_dialog import SignInDialog
 
 
@@ -85,6 +85,9 @@ class App:
     # local ---------------------------------------------------------------------------
 
     def _start_local(self) -> None:
+        # The local service's client code loads only for the Local profile, once the window is up.
+        from desktop.services.local_profile import LocalProfile
+
         if self.local is None:
             self.local = LocalProfile.from_settings(
                 self.settings, api_key=lambda: self.credentials.get(ENGINE_API_KEY))
@@ -129,6 +132,8 @@ class App:
         self.runner.run(local.start, self._local_started, failed)
 
     def _local_started(self, endpoint: tuple[str, str]) -> None:
+        from desktop.services.api import ApiClient
+
         url, _token = endpoint
         local = self.local
         assert local is not None
@@ -232,6 +237,8 @@ class App:
         self._signed_in()
 
     def _signed_in(self) -> None:
+        from desktop.services.api import ApiClient
+
         assert self.auth is not None
         self.window.set_signed_in(self.auth.username, aws=True)
         self.api = ApiClient(str(self.settings.get("aws.api_url")), self.auth.access_token)
