@@ -20,9 +20,7 @@ from desktop.core.errors import AppError
 from desktop.core.history import HistoryStore
 from desktop.core.paths import AppPaths
 from desktop.core.settings import Settings
-from desktop.services.api import ApiClient
 from desktop.services.credentials import ENGINE_API_KEY, CredentialStore
-from desktop.services.local_profile import LocalProfile
 
 RECONNECTING = "Reconnecting to the local stack…"
 STARTING = "Starting the local stack… a prompt sent now goes out when it is ready"
@@ -34,7 +32,10 @@ SMOKE_CONNECT_S = 60.0
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QDialog
 
+    from desktop.core.diagnostics import RecentErrors
+    from desktop.services.api import ApiClient
     from desktop.services.auth import CognitoAuth
+    from desktop.services.local_profile import LocalProfile
     from desktop.views.sign_in_dialog import SignInDialog
 
 
@@ -84,6 +85,9 @@ class App:
     # local ---------------------------------------------------------------------------
 
     def _start_local(self) -> None:
+        # The local service's client code loads only for the Local profile, once the window is up.
+        from desktop.services.local_profile import LocalProfile
+
         if self.local is None:
             self.local = LocalProfile.from_settings(
                 self.settings, api_key=lambda: self.credentials.get(ENGINE_API_KEY))
@@ -128,6 +132,8 @@ class App:
         self.runner.run(local.start, self._local_started, failed)
 
     def _local_started(self, endpoint: tuple[str, str]) -> None:
+        from desktop.services.api import ApiClient
+
         url, _token = endpoint
         local = self.local
         assert local is not None
@@ -231,6 +237,8 @@ class App:
         self._signed_in()
 
     def _signed_in(self) -> None:
+        from desktop.services.api import ApiClient
+
         assert self.auth is not None
         self.window.set_signed_in(self.auth.username, aws=True)
         self.api = ApiClient(str(self.settings.get("aws.api_url")), self.auth.access_token)
@@ -285,15 +293,26 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from desktop.core.diagnostics import RecentErrors, default_log_dir, setup_logging
+    from desktop.qt.single_instance import SingleInstance, server_name
     from desktop.views import theme
 
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("TinyLlama")
     paths = AppPaths(args.data_dir, args.data_dir) if args.data_dir else AppPaths.default()
+    instance = SingleInstance(server_name(paths.data_dir))
+    if instance.activate_running():
+        return 0  # the running app shows its window; a second one would share its history
+    log_dir = args.data_dir / "logs" if args.data_dir else default_log_dir()
+    recent = RecentErrors()
+    log_file = setup_logging(log_dir, recent)
+    instance.listen()
     app = App(paths)
     theme.apply(qt_app, str(app.settings.get("appearance.theme")))
-    _help = _add_logs_and_help(app, args.data_dir / "logs" if args.data_dir else None)  # alive while we run
+    instance.activated.connect(app.window.bring_to_front)
+    _help = _add_help(app, log_dir, recent, log_file)  # alive while we run
     qt_app.aboutToQuit.connect(app.shutdown)
+    qt_app.aboutToQuit.connect(instance.close)
     app.window.show()
     app.start()
     if os.environ.get("TINYLLAMA_SMOKE_TEST"):
@@ -315,14 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     return int(qt_app.exec())
 
 
-def _add_logs_and_help(app: App, log_dir: Path | None) -> object:
-    """The rotating log file, errors shown to the user logged, Help → logs / diagnostics."""
-    from desktop.core.diagnostics import RecentErrors, default_log_dir, diagnostics_report, setup_logging
+def _add_help(app: App, log_dir: Path, recent: RecentErrors, log_file: Path) -> object:
+    """Errors shown to the user logged, Help → About / logs / diagnostics."""
+    from desktop.core.diagnostics import diagnostics_report
     from desktop.views.help_menu import HelpMenu, qt_versions
 
-    log_dir = log_dir or default_log_dir()
-    recent = RecentErrors()
-    log_file = setup_logging(log_dir, recent)
     app.window.error_shown.connect(lambda text: logging.getLogger("tinyllama.desktop").warning("%s", text))
     return HelpMenu(app.window, log_dir, lambda: diagnostics_report(
         profile=app.profile, errors=recent.messages(), log_file=log_file, extra_versions=qt_versions()))

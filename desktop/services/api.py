@@ -7,9 +7,7 @@ this module as a `desktop.core.errors.AppError` whose message a person can act o
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from desktop.core.errors import (
     ApiError,
@@ -20,6 +18,9 @@ from desktop.core.errors import (
     UnavailableError,
 )
 from desktop.core.models import PromptState, ServerStatus
+
+if TYPE_CHECKING:
+    import requests
 
 # (connect, read): connecting locally or to API Gateway takes milliseconds, and no route
 # generates synchronously, so a read longer than 10 s means something is wrong.
@@ -42,6 +43,10 @@ class ApiClient:
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
+        # requests (with urllib3 and ssl: 20 MB, 0.2 s) loads with the first client, after
+        # the window is on screen, not when the app's first screen is built.
+        import requests
+
         self.base_url = base_url.rstrip("/")
         self._token = token_provider
         self._session = session or requests.Session()
@@ -84,6 +89,8 @@ class ApiClient:
         self._session.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        import requests  # loaded by __init__ already: a dictionary lookup
+
         headers = {"Accept": "application/json"}
         token = self._token()
         if token:

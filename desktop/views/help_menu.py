@@ -1,14 +1,45 @@
-"""Help → "Open log folder" and "Copy diagnostics", added to the main window's menu bar."""
+"""Help → "About TinyLlama", "Open log folder" and "Copy diagnostics", added to the main
+window's menu bar."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QObject, QUrl, qVersion
+from PySide6.QtCore import QObject, Qt, QUrl, qVersion
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QMainWindow, QMenu
+from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
+
+from desktop.core.diagnostics import app_version
+
+# The README and docs next to the package in a checkout or an installed source tree; a
+# bundle carries neither, and then About names the README instead of linking it.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+FALLBACK_LICENCE = "Apache-2.0"  # pyproject.toml's, for a bundle without package metadata
+
+
+def licence() -> str:
+    """The licence pyproject.toml declares, read from the installed package's metadata."""
+    try:
+        return metadata("tinyllama").get("License") or FALLBACK_LICENCE
+    except PackageNotFoundError:
+        return FALLBACK_LICENCE
+
+
+def about_text(root: Path = SOURCE_ROOT) -> str:
+    """Help → About as HTML: version, licence, and links to the README and docs."""
+    links = [f'<a href="{QUrl.fromLocalFile(str(path)).toString()}">{label}</a>'
+             for label, path in (("README", root / "README.md"), ("Screenshots and docs", root / "docs"))
+             if path.exists()]
+    docs = " · ".join(links) if links else "the README.md that comes with the source"
+    return (f"<h3>TinyLlama {html.escape(app_version())}</h3>"
+            "<p>Your own LLM on your own AWS account, or on this computer.</p>"
+            f"<p>Licence: {html.escape(licence())}<br>Qt {html.escape(qVersion())},"
+            f" PySide6 {html.escape(pyside_version)}</p>"
+            f"<p>Documentation: {docs}</p>")
 
 
 def qt_versions() -> dict[str, str]:
@@ -29,10 +60,35 @@ class HelpMenu(QObject):
         self.menu = existing if isinstance(existing, QMenu) else window.menuBar().addMenu("&Help")
         self.open_logs_action = self.menu.addAction("Open &log folder", self.open_log_folder)
         self.copy_action = self.menu.addAction("&Copy diagnostics", self.copy_diagnostics)
+        self.menu.addSeparator()
+        self.about_action = self.menu.addAction("&About TinyLlama", self.show_about)
+        self.about_action.setMenuRole(self.about_action.MenuRole.AboutRole)  # macOS: the app menu
+        self.dialog: QMessageBox | None = None
+
+    def show_about(self) -> QMessageBox:
+        """Help → About: version, licence, links (window-modal, no nested event loop)."""
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "About TinyLlama", about_text(),
+                          QMessageBox.StandardButton.Close, self.window)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.dialog = box
+        box.open()
+        return box
 
     def open_log_folder(self) -> bool:
+        """Open the log folder in the file manager; where none opens it (a bare desktop, a
+        sandbox), show its path and copy it so it can be pasted into one."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.log_dir)))
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.log_dir))):
+            return True
+        QGuiApplication.clipboard().setText(str(self.log_dir))
+        box = QMessageBox(QMessageBox.Icon.Information, "Log folder",
+                          f"No file manager opened the log folder. It is here:\n\n{self.log_dir}\n\n"
+                          "Path copied to the clipboard.", QMessageBox.StandardButton.Close, self.window)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.dialog = box
+        box.open()
+        return False
 
     def copy_diagnostics(self) -> str:
         text = self.diagnostics()

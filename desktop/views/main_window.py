@@ -11,11 +11,14 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -38,8 +41,16 @@ NOT_CONNECTED = "Not connected yet; your prompt is still in the box. Send it aga
 # Moving or resizing the window writes its geometry this long after the last change, so a
 # crash keeps the last size without writing the settings file on every pixel of a drag.
 GEOMETRY_SAVE_MS = 500
-# Window-manager frame and title bar around a restored window (logical px), left free on screen.
+# Window-manager frame and title bar around a window before its first show (logical px), left
+# free on screen: the real frame is known only once the window manager has drawn it.
 FRAME_ALLOWANCE_PX = (16, 48)
+# The first window's size (logical px) where the screen has room for it.
+DEFAULT_SIZE = (1000, 680)
+# Below this the chat list, the prompt box and Send no longer fit side by side; it still fits a
+# 1024×768 screen at 200 % (512×384 logical, less the frame).
+MINIMUM_SIZE = (480, 320)
+# The chat list's width when it is shown again after being collapsed to nothing.
+SIDEBAR_WIDTH = 240
 
 # What each shortcut does, for Help → Keyboard shortcuts (the actions use the same keys).
 SHORTCUTS = (
@@ -48,6 +59,7 @@ SHORTCUTS = (
     ("Esc", "Stop the answer that is running"),
     ("Ctrl+N", "New chat"),
     ("Ctrl+K", "Search chats"),
+    ("Ctrl+B", "Hide or show the chat list"),
     ("Ctrl+L", "Back to the prompt box"),
     ("Ctrl+Shift+C", "Copy the last answer"),
     ("Ctrl+Shift+R", "Regenerate the last answer"),
@@ -74,7 +86,8 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("TinyLlama")
-        self.resize(1000, 680)
+        self.resize(*DEFAULT_SIZE)
+        self.setMinimumSize(*MINIMUM_SIZE)
         self.history = history
         self.settings = settings
         self.runner = runner
@@ -93,12 +106,29 @@ class MainWindow(QMainWindow):
         theme.styled(self.notice, "background: $warning_bg; color: $warning_text; border: 1px solid "
                      "$warning_border; padding: 6px; border-radius: 4px;")
         self.notice.setVisible(False)
+        # The close button sits inside the notice, at its right; the text stops short of it.
+        self.notice_close = QToolButton(self.notice)
+        self.notice_close.setText("✕")
+        self.notice_close.setAutoRaise(True)
+        self.notice_close.setToolTip("Dismiss this notice")
+        self.notice_close.setAccessibleName("Dismiss notice")
+        self.notice_close.clicked.connect(lambda: self.notice.setVisible(False))
+        notice_row = QHBoxLayout(self.notice)
+        notice_row.setContentsMargins(0, 0, 0, 0)
+        notice_row.addStretch(1)
+        notice_row.addWidget(self.notice_close, 0, Qt.AlignmentFlag.AlignTop)
+        self.notice.setContentsMargins(0, 0, self.notice_close.sizeHint().width(), 0)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.conversations)
         splitter.addWidget(self.chat)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([240, 760])
+        splitter.setSizes([SIDEBAR_WIDTH, DEFAULT_SIZE[0] - SIDEBAR_WIDTH])
+        # The chat list may be collapsed (View → Chat list, Ctrl+B, or dragging the handle);
+        # the chat with its prompt box and Send never is.
+        splitter.setCollapsible(0, True)
+        splitter.setCollapsible(1, False)
+        self._sidebar_width = SIDEBAR_WIDTH
         self.splitter = splitter
         central = QWidget(self)
         layout = QVBoxLayout(central)
@@ -139,6 +169,8 @@ class MainWindow(QMainWindow):
         self._geometry_timer.timeout.connect(self.save_geometry)
         self._restore_geometry()
         splitter.splitterMoved.connect(lambda *_: self._geometry_timer.start())
+        splitter.splitterMoved.connect(lambda *_: self._sidebar_moved())
+        self._sidebar_moved()
         self.chat.prompt.setFocus()  # typing starts at once
 
     def _build_menus(self) -> None:
@@ -178,6 +210,12 @@ class MainWindow(QMainWindow):
         account.addAction("&Deploy to AWS…", self.open_deploy_wizard)
         account.addAction("&Costs…", self.open_costs)
         self.set_signed_in(None)
+        view = self.menuBar().addMenu("&View")
+        self.sidebar_action = view.addAction("Chat &list")
+        self.sidebar_action.setCheckable(True)
+        self.sidebar_action.setChecked(True)
+        self.sidebar_action.setShortcut(QKeySequence("Ctrl+B"))  # as VS Code's side bar
+        self.sidebar_action.toggled.connect(self.set_sidebar_visible)
         # Help → Logs and diagnostics join this menu (desktop/views/help_menu.py).
         self.help_menu = self.menuBar().addMenu("&Help")
         self.help_menu.addAction("&Keyboard shortcuts", self.show_shortcuts)
@@ -207,6 +245,7 @@ class MainWindow(QMainWindow):
         self.chat.prompt.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def focus_search(self) -> None:
+        self.set_sidebar_visible(True)  # the search box is in the chat list
         self.conversations.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.conversations.search.selectAll()
 
@@ -259,22 +298,83 @@ class MainWindow(QMainWindow):
 
     def _restore_geometry(self) -> None:
         geometry = str(self.settings.get("window.geometry") or "")
-        if geometry:
-            self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
-            # Saved at another scale or on a bigger screen: Qt keeps the size; fit it.
-            screen = self.screen() or QGuiApplication.primaryScreen()
-            if screen is not None:
-                room = screen.availableGeometry()
-                # Before the first show the frame is not known yet: leave room for one.
-                frame_w, frame_h = FRAME_ALLOWANCE_PX
-                width = min(self.width(), room.width() - frame_w)
-                height = min(self.height(), room.height() - frame_h)
-                if (width, height) != (self.width(), self.height()):
-                    self.resize(width, height)
-                    self.move(room.topLeft())
+        restored = bool(geometry) and self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+        self.fit_to_screen(centre=not restored)
         splitter = str(self.settings.get("window.splitter") or "")
         if splitter:
             self.splitter.restoreState(QByteArray.fromBase64(splitter.encode("ascii")))
+
+    def fit_to_screen(self, centre: bool = False) -> None:
+        """Keep the whole window, frame included, on one screen's available area.
+
+        The first window at 200 % on a 1400×900 screen (700×450 logical) would open larger
+        than the screen with Send below its edge; a geometry saved on a monitor that is gone,
+        or at another scale, would open off-screen. Sizes are logical pixels, as the screen's.
+        """
+        if self.windowState() & (Qt.WindowState.WindowMaximized | Qt.WindowState.WindowFullScreen):
+            return  # the window manager fits those itself
+        screen = QGuiApplication.screenAt(self.geometry().center()) or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        room = screen.availableGeometry()
+        # Before the first show the frame is not known yet: leave room for one.
+        frame = self.frameGeometry()
+        frame_w = max(frame.width() - self.width(), FRAME_ALLOWANCE_PX[0] if not self.isVisible() else 0)
+        frame_h = max(frame.height() - self.height(), FRAME_ALLOWANCE_PX[1] if not self.isVisible() else 0)
+        width = min(self.width(), room.width() - frame_w)
+        height = min(self.height(), room.height() - frame_h)
+        self.resize(width, height)
+        width, height = self.width(), self.height()  # no smaller than the minimum size
+        if centre:
+            x = room.x() + (room.width() - width - frame_w) // 2
+            y = room.y() + (room.height() - height - frame_h) // 2
+        else:
+            x = min(self.x(), room.x() + room.width() - width - frame_w)
+            y = min(self.y(), room.y() + room.height() - height - frame_h)
+        self.move(max(x, room.x()), max(y, room.y()))
+
+    # chat list -----------------------------------------------------------------------
+
+    def sidebar_visible(self) -> bool:
+        """Whether the chat list takes any room (collapsed means width 0, as a dragged handle)."""
+        return self.splitter.sizes()[0] > 0
+
+    def set_sidebar_visible(self, visible: bool) -> None:
+        """Collapse or show the chat list (View → Chat list, Ctrl+B); saved with the splitter."""
+        if visible == self.sidebar_visible():
+            self.sidebar_action.setChecked(visible)
+            return
+        sizes = self.splitter.sizes()
+        total = sum(sizes)
+        if visible:
+            width = min(self._sidebar_width, max(total - self.chat.minimumSizeHint().width(), 0))
+            self.splitter.setSizes([width, total - width])
+        else:
+            self._sidebar_width = sizes[0]
+            self.splitter.setSizes([0, total])
+            focused = QApplication.focusWidget()
+            if focused is not None and self.conversations.isAncestorOf(focused):
+                self._focus_prompt()  # focus never stays in a list no one sees
+        self._sidebar_moved()
+        self._geometry_timer.start()
+
+    def _sidebar_moved(self) -> None:
+        width = self.splitter.sizes()[0]
+        # A drag to the edge passes through narrow widths before the list collapses: those
+        # are not the width to come back to.
+        if width >= max(self.conversations.minimumSizeHint().width(), SIDEBAR_WIDTH // 2):
+            self._sidebar_width = width
+        self.sidebar_action.setChecked(width > 0)
+
+    # single instance -----------------------------------------------------------------
+
+    def bring_to_front(self) -> None:
+        """A second launch asked for this window: show it, un-minimised, raised and active."""
+        if self.isMinimized():
+            self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.show()
+        self.raise_()
+        self.activateWindow()
 
     def save_geometry(self) -> None:
         """Write size, position and splitter to the settings file now."""

@@ -1,0 +1,120 @@
+"""One app per person and data folder: real app processes on the offscreen platform.
+
+A second launch hands over to the first (which shows its window) and exits 0 at once; a
+socket file left by a first instance that was killed does not stop the next start; and a
+minimised window comes back when asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop.core.diagnostics import LOG_FILE_NAME
+from desktop.qt.single_instance import server_name
+from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+LISTENING = "Listening for a second launch"
+ASKED = "A second launch asked for this window"
+# A second launch imports PySide6 and the app's first modules, then connects; on a busy CI
+# box that stays well under this.
+SECOND_LAUNCH_S = 8.0
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start `python -m desktop.app --data-dir DATA`, as the `tinyllama` command does; every
+    process left running is killed at the end."""
+    data = tmp_path / "data"
+    data.mkdir()
+    # An AWS profile that is not filled in: the app says so and starts no local service,
+    # so a killed app leaves no background process behind.
+    (data / "settings.json").write_text(json.dumps({"profile": {"kind": "aws"}}))
+    # The socket file goes into Qt's temp folder: this test's own, so it can look at it.
+    sockets = tmp_path / "t"
+    sockets.mkdir()
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TMPDIR=str(sockets), HOME=str(tmp_path),
+               XDG_STATE_HOME=str(tmp_path / "state"), PYTHONPATH=str(ROOT))
+    started: list[subprocess.Popen[str]] = []
+
+    def start() -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, "-m", "desktop.app", "--data-dir", str(data)], env=env,
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def _log(tmp_path: Path) -> str:
+    path = tmp_path / "data" / "logs" / LOG_FILE_NAME
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def _second_launch(launch: Callable[..., subprocess.Popen[str]]) -> tuple[int, float, str]:
+    began = time.monotonic()
+    second = launch()
+    _out, err = second.communicate(timeout=60)
+    return second.returncode, time.monotonic() - began, err
+
+
+def test_a_second_launch_raises_the_first_and_a_killed_first_does_not_block_the_next(
+    launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    first = launch()
+    wait_until(lambda: LISTENING in _log(tmp_path) or first.poll() is not None, timeout=60)
+    assert first.poll() is None, first.communicate()[1]
+
+    code, took, err = _second_launch(launch)
+    assert code == 0, err
+    assert took < SECOND_LAUNCH_S, f"the second launch took {took:.1f} s"
+    wait_until(lambda: ASKED in _log(tmp_path), timeout=20)
+    assert _log(tmp_path).count(LISTENING) == 1  # the second never became an app of its own
+    assert first.poll() is None  # the first keeps running
+
+    # A crash: the first dies without closing its socket; the file stays behind.
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    stale = tmp_path / "t" / server_name(tmp_path / "data")
+    assert stale.exists()  # what the next start must get past
+
+    third = launch()
+    wait_until(lambda: _log(tmp_path).count(LISTENING) == 2 or third.poll() is not None, timeout=60)
+    assert third.poll() is None, third.communicate()[1]  # it started, as the first instance
+    code, _took, err = _second_launch(launch)
+    assert code == 0, err
+    wait_until(lambda: _log(tmp_path).count(ASKED) == 2, timeout=20)
+
+
+def test_two_data_folders_or_two_users_get_different_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    one = server_name(tmp_path / "a")
+    assert one == server_name(tmp_path / "x" / ".." / "a")  # the same folder, spelt otherwise
+    assert one != server_name(tmp_path / "b")
+    monkeypatch.setattr(getpass, "getuser", lambda: "someone-else")
+    assert one != server_name(tmp_path / "a")
+    assert len(one) < 40  # Unix socket paths are short (108 bytes with the temp folder)
+
+
+@pytest.mark.qt_log_ignore("does not support raise")  # the offscreen platform's; real ones raise
+def test_bring_to_front_restores_a_minimised_window(open_window: Callable[..., Any], qtbot: Any) -> None:
+    window = open_window().window
+    window.showMinimized()
+    qtbot.waitUntil(window.isMinimized)
+    window.bring_to_front()
+    qtbot.waitUntil(lambda: not window.isMinimized() and window.isVisible())
