@@ -59,11 +59,13 @@ _MIGRATIONS: tuple[str, ...] = (
 
 # What a chat is called until its first prompt names it (desktop/qt/chat_session.py).
 DEFAULT_TITLE = "New chat"
-# An untouched chat: still the default title and not one message. New chat reuses one
-# instead of listing another, and start-up drops those left behind.
+# An untouched chat: still the default title, not one message, and the settings a new
+# chat gets. New chat reuses one instead of listing another; start-up drops those left.
 _UNUSED = (
-    "c.title = ? AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)"
+    "c.title = ? AND c.system_prompt = ? AND c.temperature = ? AND c.max_tokens = ? AND c.model = ?"
+    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)"
 )
+_SETTINGS = ("system_prompt", "temperature", "max_tokens", "model")
 
 # File names every OS accepts: no <>:"/\|?* or control characters (Windows refuses them,
 # / and NUL everywhere), no trailing dot or space (Windows drops them), none of the DOS
@@ -176,20 +178,28 @@ class HistoryStore:
         with self._db:
             self._db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,))
 
-    def unused_conversation(self) -> Conversation | None:
-        """The newest chat nobody has used yet (default title, no messages), if any."""
+    def unused_conversation(self, **settings: object) -> Conversation | None:
+        """The newest chat nobody has touched: default title, no messages and `settings`
+        (those a new chat gets; any left out are the Conversation defaults)."""
         row = self._db.execute(
-            f"SELECT * FROM conversations c WHERE {_UNUSED} ORDER BY id DESC LIMIT 1", (DEFAULT_TITLE,)
+            f"SELECT * FROM conversations c WHERE {_UNUSED} ORDER BY id DESC LIMIT 1", self._untouched(settings)
         ).fetchone()
         return Conversation(**{c: row[c] for c in _CONV_COLS}) if row else None
 
-    def delete_unused(self) -> int:
-        """Drop every chat nobody used (default title, no messages); how many went. A
-        renamed chat stays, empty or not: someone named it on purpose."""
+    def delete_unused(self, **settings: object) -> int:
+        """Drop every chat nobody touched (see `unused_conversation`); how many went. A
+        renamed chat stays, and so does one whose settings someone changed."""
         with self._db:
             cur = self._db.execute(f"DELETE FROM conversations WHERE id IN ("
-                                   f"SELECT c.id FROM conversations c WHERE {_UNUSED})", (DEFAULT_TITLE,))
+                                   f"SELECT c.id FROM conversations c WHERE {_UNUSED})", self._untouched(settings))
         return cur.rowcount
+
+    @staticmethod
+    def _untouched(settings: dict[str, object]) -> list[object]:
+        fresh = Conversation(id=0, title=DEFAULT_TITLE)
+        for key, value in settings.items():
+            setattr(fresh, key, value)
+        return [DEFAULT_TITLE, *(getattr(fresh, c) for c in _SETTINGS)]
 
     # messages ------------------------------------------------------------------------
 

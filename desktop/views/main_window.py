@@ -132,7 +132,7 @@ class MainWindow(QMainWindow):
         self.session.inflight_changed.connect(self._inflight_changed)
 
         last = int(settings.get("window.last_conversation") or 0)
-        history.delete_unused()  # New chats of earlier runs that nobody typed into
+        history.delete_unused(**self._new_chat_settings())  # New chats of earlier runs nobody touched
         self._refresh_list()
         ids = self.conversations.ids()
         if ids:
@@ -382,17 +382,18 @@ class MainWindow(QMainWindow):
 
     def new_conversation(self) -> Conversation:
         """Open an empty chat and put the focus in the prompt box. A chat nobody used yet
-        (no messages, untitled) is opened again rather than listing a second one."""
-        conv = self.history.unused_conversation()
-        if conv is None:
-            chat = self.settings.section("chat")
-            conv = self.history.create_conversation(
-                system_prompt=chat["system_prompt"], temperature=float(chat["temperature"]),
-                max_tokens=int(chat["max_tokens"]), model=chat["model"],
-            )
+        (untitled, no messages, the new-chat settings) is opened again rather than listing another."""
+        fresh = self._new_chat_settings()
+        conv = self.history.unused_conversation(**fresh) or self.history.create_conversation(**fresh)
         self.open_conversation(conv.id)
         self._focus_prompt()
         return conv
+
+    def _new_chat_settings(self) -> dict[str, object]:
+        """What a new chat starts with: the Chat defaults of the settings file."""
+        chat = self.settings.section("chat")
+        return {"system_prompt": str(chat["system_prompt"]), "temperature": float(chat["temperature"]),
+                "max_tokens": int(chat["max_tokens"]), "model": str(chat["model"])}
 
     def open_conversation(self, conv_id: int) -> None:
         conv = self.history.conversation(conv_id)
