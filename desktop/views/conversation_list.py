@@ -56,7 +56,8 @@ class ConversationList(QWidget):
         self.items.itemActivated.connect(lambda _item: self.chosen.emit())
         self.no_match = QLabel(self)
         self.no_match.setWordWrap(True)
-        self.no_match.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.no_match.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_match.setContentsMargins(6, 12, 6, 0)
         self.no_match.setTextFormat(Qt.TextFormat.PlainText)  # the search text is shown as typed
         self.no_match.setVisible(False)
         layout = QVBoxLayout(self)
@@ -64,7 +65,8 @@ class ConversationList(QWidget):
         layout.addWidget(self.new_button)
         layout.addWidget(self.search)
         layout.addWidget(self.items, 1)
-        layout.addWidget(self.no_match, 1)
+        # At the top of the room the list leaves, where the first match would be.
+        layout.addWidget(self.no_match, 1, Qt.AlignmentFlag.AlignTop)
         self._filling = False
 
     def set_conversations(self, conversations: list[Conversation], current: int | None,
