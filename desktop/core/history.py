@@ -11,8 +11,10 @@ gains the new columns; `_SCHEMA` stays the first version's tables.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -55,6 +57,26 @@ _MIGRATIONS: tuple[str, ...] = (
     "ALTER TABLE messages ADD COLUMN finish_reason TEXT",
 )
 
+# What a chat is called until its first prompt names it (desktop/qt/chat_session.py).
+DEFAULT_TITLE = "New chat"
+# An untouched chat: still the default title, not one message, and the settings a new
+# chat gets. New chat reuses one instead of listing another; start-up drops those left.
+_UNUSED = (
+    "c.title = ? AND c.system_prompt = ? AND c.temperature = ? AND c.max_tokens = ? AND c.model = ?"
+    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)"
+)
+_SETTINGS = ("system_prompt", "temperature", "max_tokens", "model")
+
+# File names every OS accepts: no <>:"/\|?* or control characters (Windows refuses them,
+# / and NUL everywhere), no trailing dot or space (Windows drops them), none of the DOS
+# device names, whatever the extension (CON.md is the console on Windows).
+_BAD_NAME_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]+')
+_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+)
+# Well under every file system's 255 bytes, with room for the extension and a " (2)".
+NAME_BYTES = 120
+
 _CONV_COLS = [f.name for f in fields(Conversation)]
 _MSG_COLS = [f.name for f in fields(ChatMessage) if not f.metadata.get("transient")]
 
@@ -87,7 +109,7 @@ class HistoryStore:
 
     # conversations -------------------------------------------------------------------
 
-    def create_conversation(self, title: str = "New chat", **settings: object) -> Conversation:
+    def create_conversation(self, title: str = DEFAULT_TITLE, **settings: object) -> Conversation:
         now = time.time()
         conv = Conversation(id=0, title=title, created_at=now, updated_at=now)
         for key, value in settings.items():
@@ -156,6 +178,29 @@ class HistoryStore:
         with self._db:
             self._db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,))
 
+    def unused_conversation(self, **settings: object) -> Conversation | None:
+        """The newest chat nobody has touched: default title, no messages and `settings`
+        (those a new chat gets; any left out are the Conversation defaults)."""
+        row = self._db.execute(
+            f"SELECT * FROM conversations c WHERE {_UNUSED} ORDER BY id DESC LIMIT 1", self._untouched(settings)
+        ).fetchone()
+        return Conversation(**{c: row[c] for c in _CONV_COLS}) if row else None
+
+    def delete_unused(self, **settings: object) -> int:
+        """Drop every chat nobody touched (see `unused_conversation`); how many went. A
+        renamed chat stays, and so does one whose settings someone changed."""
+        with self._db:
+            cur = self._db.execute(f"DELETE FROM conversations WHERE id IN ("
+                                   f"SELECT c.id FROM conversations c WHERE {_UNUSED})", self._untouched(settings))
+        return cur.rowcount
+
+    @staticmethod
+    def _untouched(settings: dict[str, object]) -> list[object]:
+        fresh = Conversation(id=0, title=DEFAULT_TITLE)
+        for key, value in settings.items():
+            setattr(fresh, key, value)
+        return [DEFAULT_TITLE, *(getattr(fresh, c) for c in _SETTINGS)]
+
     # messages ------------------------------------------------------------------------
 
     def add_message(self, conv_id: int, role: str, content: str, **extra: object) -> ChatMessage:
@@ -181,6 +226,15 @@ class HistoryStore:
     def delete_message(self, msg_id: int) -> None:
         with self._db:
             self._db.execute("DELETE FROM messages WHERE id = ?", (msg_id,))
+
+    def delete_from(self, conv_id: int, msg_id: int) -> int:
+        """Delete message `msg_id` of chat `conv_id` and every later one (an edited prompt
+        replaces the rest of the chat); how many went."""
+        with self._db:
+            cur = self._db.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conv_id, msg_id)
+            )
+        return cur.rowcount
 
     def message(self, msg_id: int) -> ChatMessage | None:
         row = self._db.execute("SELECT * FROM messages WHERE id = ?", (msg_id,)).fetchone()
@@ -234,3 +288,15 @@ class HistoryStore:
             who = {"user": "You", "assistant": "Assistant", "system": "System"}.get(msg.role, msg.role)
             parts.append(f"## {who}\n\n{msg.content}\n")
         return "\n".join(parts)
+
+
+def export_file_name(title: str, suffix: str) -> str:
+    """A file name for exporting chat `title` that every OS accepts, ending in `.suffix`."""
+    name = unicodedata.normalize("NFC", title)  # macOS stores NFD; one spelling for both
+    name = " ".join(_BAD_NAME_CHARS.sub(" ", name).split())
+    while len(name.encode("utf-8")) > NAME_BYTES:
+        name = name[:-1]
+    name = name.rstrip(". ")
+    if not name or name.split(".")[0].strip().upper() in _RESERVED_NAMES:
+        name = f"Chat {name}".rstrip(". ") if name else "Chat"
+    return f"{name}.{suffix}"

@@ -1,8 +1,13 @@
 """Markdown to the HTML subset QTextBrowser shows, with Pygments-coloured code blocks.
 
 Each code block gets a `copy:<n>` link; the view maps it back to `code_blocks[n]`. Raw
+<<<<<<< HEAD
 HTML in the model's output is escaped, never rendered. Code blocks take their colours
 from a CodeStyle (the view's theme picks one that fits a light or a dark palette).
+=======
+HTML in the model's output is escaped, never rendered. `plain_text` gives the words of a
+Markdown text without its marks (auto titles).
+>>>>>>> n
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer
 from pygments.styles import get_style_by_name
 from pygments.util import ClassNotFound
 
+<<<<<<< HEAD
 
 @dataclass(frozen=True)
 class CodeStyle:
@@ -30,6 +36,20 @@ class CodeStyle:
 
     def block_background(self) -> str:
         return self.background or str(get_style_by_name(self.pygments_style).background_color)
+=======
+_FORMATTER = HtmlFormatter(noclasses=True, nowrap=True, style="friendly")
+_CODE_BG = "#f4f4f0"
+# QTextDocument draws no CSS borders on tables; the HTML 4 attributes it does read. With
+# border-collapse (Qt 5.14+) the cells share one line instead of a double frame.
+_TABLE_OPEN = (
+    '<table border="1" cellspacing="0" cellpadding="4"'
+    ' style="border-collapse: collapse; border-style: solid; margin: 4px 0;">'
+)
+# Inline tokens whose content is words a reader sees (marks, links' targets and images'
+# sources are not).
+_WORD_TOKENS = frozenset({"text", "code_inline"})
+_BREAK_TOKENS = frozenset({"softbreak", "hardbreak"})
+>>>>>>> n
 
 
 @dataclass
@@ -57,6 +77,7 @@ class MarkdownRenderer:
 
     def __init__(self, code_style: CodeStyle | None = None) -> None:
         self._md = MarkdownIt("commonmark", {"html": False}).enable("table")
+<<<<<<< HEAD
         self.code_style = code_style or CodeStyle()
         self._formatters: dict[str, HtmlFormatter] = {}
 
@@ -65,6 +86,9 @@ class MarkdownRenderer:
         if name not in self._formatters:
             self._formatters[name] = HtmlFormatter(noclasses=True, nowrap=True, style=name)
         return self._formatters[name]
+=======
+        self._md.add_render_rule("table_open", lambda *_args: _TABLE_OPEN + "\n")
+>>>>>>> n
 
     def render(self, text: str, block_offset: int = 0) -> Rendered:
         blocks: list[str] = []
@@ -92,3 +116,35 @@ class MarkdownRenderer:
         self._md.add_render_rule("fence", fence)
         self._md.add_render_rule("code_block", fence)
         return Rendered(self._md.render(text), blocks)
+
+
+def plain_text(text: str) -> str:
+    """The words of Markdown `text` on one line, without its marks: `# Title`, `**bold**`,
+    backticks, list marks and quote marks go; `[label](url)` keeps the label; a code
+    block keeps its code."""
+    words: list[str] = []
+    for token in MarkdownIt("commonmark", {"html": False}).enable("table").parse(text):
+        if token.type in ("fence", "code_block"):
+            words.append(token.content)
+        for child in token.children or ():
+            if child.type in _WORD_TOKENS:
+                words.append(child.content)
+            elif child.type in _BREAK_TOKENS:
+                words.append(" ")
+            elif child.type == "image":
+                words.append(child.content)  # its alt text
+        words.append(" ")
+    return " ".join("".join(words).split())
+
+
+def short_title(text: str, limit: int) -> str:
+    """`text` as plain words, at most `limit` characters: cut at the last whole word that
+    fits, with "…" when something was left out."""
+    words = plain_text(text) or " ".join(text.split())
+    if len(words) <= limit:
+        return words
+    cut = words[: limit + 1]
+    space = cut.rfind(" ")
+    # One very long word (a URL, a path) has no boundary in reach: cut inside it.
+    head = cut[:space] if space > limit // 2 else words[:limit]
+    return head.rstrip(" ,;:.-–—") + "…"

@@ -19,7 +19,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from desktop.core.errors import AppError, NetworkError
-from desktop.core.history import HistoryStore
+from desktop.core.history import DEFAULT_TITLE, HistoryStore
+from desktop.core.markdown import short_title
 from desktop.core.models import ChatMessage, Compute, PromptState
 from desktop.qt.poller import PromptPoller
 from desktop.qt.runner import Runner
@@ -126,9 +127,8 @@ class ChatSession(QObject):
             self.error.emit(AppError("Not connected yet; wait for the status bar to say so."))
             return None
         earlier = [m for m in self.history.messages(conv_id) if m.content and m.status == "done"]
-        if not earlier and conv.title == "New chat":
-            title = " ".join(text.split())
-            self.history.rename(conv_id, title[:TITLE_CHARS] + ("…" if len(title) > TITLE_CHARS else ""))
+        if not earlier and conv.title == DEFAULT_TITLE:
+            self.history.rename(conv_id, short_title(text, TITLE_CHARS))
         user = self.history.add_message(conv_id, "user", text)
         answer = self.history.add_message(conv_id, "assistant", "", status="sending")
         self.message_changed.emit(user)
@@ -159,6 +159,24 @@ class ChatSession(QObject):
         self.history.delete_message(msgs[-1].id)
         self.history.delete_message(prompt.id)
         return self.send(conv_id, prompt.content)
+
+    def resend(self, conv_id: int, msg_id: int, text: str) -> ChatMessage | None:
+        """Replace prompt `msg_id` by `text`, drop every message after it, and ask again.
+        None (nothing changed) while an answer of this chat is still running, or when
+        `msg_id` is not one of its prompts."""
+        msgs = self.history.messages(conv_id)
+        edited = next((m for m in msgs if m.id == msg_id and m.role == "user"), None)
+        if edited is None or not text.strip() or any(m.in_flight for m in msgs):
+            return None
+        if self._api is None and not self._holding:
+            self.error.emit(AppError("Not connected yet; wait for the status bar to say so."))
+            return None
+        conv = self.history.conversation(conv_id)
+        if conv is not None and msgs[0].id == msg_id and conv.title == short_title(edited.content, TITLE_CHARS):
+            # The title was made from the prompt being replaced: the new one names it.
+            self.history.rename(conv_id, DEFAULT_TITLE)
+        self.history.delete_from(conv_id, msg_id)
+        return self.send(conv_id, text)
 
     def continue_answer(self, conv_id: int) -> ChatMessage | None:
         """Ask for the rest of the chat's last answer when it was cut at the token limit:

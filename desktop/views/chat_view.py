@@ -6,6 +6,11 @@ of the document), so a long transcript does not cost a full re-layout 4 times a 
 The transcript follows the conversation: opening a chat shows its newest messages, a new
 prompt scrolls into view, and while the view is at the bottom it follows the growing
 answer. Once the person scrolls up it stays put and offers "Jump to latest".
+
+Under every message sit its actions: Copy (the message's raw text, Markdown source for an
+answer) and, under a prompt, Edit: the prompt goes back into the box, and sending it
+replaces that prompt and everything after it (the window does that; `editing_id` says which
+prompt is being edited). Up in an empty box edits the last prompt; Esc stops editing.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QTextCursor
+from PySide6.QtGui import QFocusEvent, QGuiApplication, QHideEvent, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -50,6 +55,11 @@ RETRYING = "Retrying: the worker stopped, so the answer is starting over…"
 
 
 CUT_MARK = "cut at the token limit"
+EDIT_BUSY = "An answer is still running in this chat: stop it (Esc) or let it finish, then edit."
+EDITING = "Editing a sent prompt: sending it replaces that prompt and every message after it."
+# Lines the chat settings' system prompt shows before it scrolls.
+SYSTEM_PROMPT_LINES = 3
+_SEP = " &nbsp;·&nbsp; "
 
 
 def answer_meta(msg: ChatMessage) -> str:
@@ -74,12 +84,24 @@ def answer_meta(msg: ChatMessage) -> str:
     return " · ".join(parts)
 
 
+class LinesEdit(QPlainTextEdit):
+    """A few lines of plain text that, like QLineEdit, say `editingFinished` when focus
+    leaves them: the moment to save, rather than on every key."""
+
+    editingFinished = Signal()
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        super().focusOutEvent(event)
+        self.editingFinished.emit()
+
+
 class ChatView(QWidget):
     """Shows one conversation; emits what the person asks for."""
 
     send_requested = Signal(str)  # the box keeps the text until the window calls prompt_sent()
     stop_requested = Signal()
     continue_requested = Signal()  # "Continue" under the last answer, cut at the token limit
+    notify = Signal(str)  # a short word for the status bar: "Copied the answer.", a refusal
     # (conversation id, {"system_prompt", "temperature", "max_tokens", "model"}): only the
     # settings, never the whole conversation as loaded (that would write back a stale title)
     settings_changed = Signal(int, object)
@@ -97,6 +119,8 @@ class ChatView(QWidget):
         self._rendering = False  # our own re-layouts are not the person scrolling
         self.send_key = "enter"
         self.copied = ""
+        self._editing: int | None = None  # the id of the sent prompt being edited
+        self._draft = ""  # what the box held before editing began, given back on cancel
 
         self.transcript = QTextBrowser(self)
         self.transcript.setOpenLinks(False)
@@ -133,6 +157,19 @@ class ChatView(QWidget):
         # whatever the window's activation state, and catches the keypad Enter too.
         self.prompt.installEventFilter(self)
 
+        self.edit_bar = QWidget(self)
+        self.edit_label = QLabel(EDITING, self.edit_bar)
+        self.edit_label.setWordWrap(True)
+        self.cancel_edit_button = QToolButton(self.edit_bar)
+        self.cancel_edit_button.setText("Cancel editing")
+        self.cancel_edit_button.setToolTip("Keep the chat as it is (Esc)")
+        self.cancel_edit_button.clicked.connect(self.cancel_edit)
+        bar_layout = QHBoxLayout(self.edit_bar)
+        bar_layout.setContentsMargins(0, 0, 0, 0)
+        bar_layout.addWidget(self.edit_label, 1)
+        bar_layout.addWidget(self.cancel_edit_button)
+        self.edit_bar.setVisible(False)
+
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
@@ -151,6 +188,7 @@ class ChatView(QWidget):
         layout.addLayout(header)
         layout.addWidget(self.settings_panel)
         layout.addWidget(self.transcript, 1)
+        layout.addWidget(self.edit_bar)
         layout.addLayout(entry)
         QWidget.setTabOrder(self.prompt, self.send_button)
         QWidget.setTabOrder(self.send_button, self.stop_button)
@@ -175,8 +213,16 @@ class ChatView(QWidget):
         panel = QWidget(self)
         form = QFormLayout(panel)
         form.setContentsMargins(0, 0, 0, 0)
-        self.system_prompt = QLineEdit(panel)
+        # A few lines: system prompts are often paragraphs. Saved when the box loses focus,
+        # not on every key (each save is an SQLite write).
+        self.system_prompt = LinesEdit(panel)
         self.system_prompt.setPlaceholderText("e.g. You answer briefly.")
+        self.system_prompt.setTabChangesFocus(True)
+        frame = 2 * (self.system_prompt.frameWidth() + self.system_prompt.document().documentMargin())
+        self.system_prompt.setFixedHeight(
+            int(self.system_prompt.fontMetrics().lineSpacing() * SYSTEM_PROMPT_LINES + frame)
+        )
+        self.system_prompt.editingFinished.connect(self._save_system_prompt)
         self.temperature = QDoubleSpinBox(panel)
         self.temperature.setRange(0.0, 2.0)
         self.temperature.setSingleStep(0.1)
@@ -188,7 +234,6 @@ class ChatView(QWidget):
         form.addRow("Temperature", self.temperature)
         form.addRow("Max tokens", self.max_tokens)
         form.addRow("Model", self.model)
-        self.system_prompt.editingFinished.connect(self._settings_edited)
         self.model.editingFinished.connect(self._settings_edited)
         self.temperature.valueChanged.connect(self._settings_edited)
         self.max_tokens.valueChanged.connect(self._settings_edited)
@@ -201,6 +246,12 @@ class ChatView(QWidget):
         return self._conv
 
     def set_conversation(self, conv: Conversation | None, messages: list[ChatMessage]) -> None:
+        self._save_system_prompt()  # an edit still in the box belongs to the chat shown until now
+        if self._editing is not None and (
+            conv is None or conv.id != (self._conv.id if self._conv else None)
+            or all(m.id != self._editing for m in messages)
+        ):
+            self.cancel_edit()
         self._conv = conv
         self._messages = list(messages)
         self._first_shown = len(self._messages)
@@ -211,7 +262,7 @@ class ChatView(QWidget):
             widgets = (self.system_prompt, self.temperature, self.max_tokens, self.model)
             for w in widgets:
                 w.blockSignals(True)
-            self.system_prompt.setText(conv.system_prompt)
+            self.system_prompt.setPlainText(conv.system_prompt)
             self.temperature.setValue(conv.temperature)
             self.max_tokens.setValue(conv.max_tokens)
             self.model.setText(conv.model)
@@ -238,8 +289,52 @@ class ChatView(QWidget):
             self._conv.title = title
 
     def prompt_sent(self) -> None:
-        """The window took the prompt: empty the box (until then it keeps what was typed)."""
-        self.prompt.clear()
+        """The window took the prompt: empty the box (until then it keeps what was typed).
+        After an edited prompt the box gets back what it held before the edit began."""
+        if self._editing is not None:
+            self._end_edit()
+            self.prompt.setPlainText(self._draft)
+        else:
+            self.prompt.clear()
+
+    def editing_id(self) -> int | None:
+        """The id of the sent prompt the box holds for editing; None for a new prompt."""
+        return self._editing
+
+    def edit_message(self, msg_id: int) -> bool:
+        """Put sent prompt `msg_id` back into the box to edit and resend; refused (and
+        said) while an answer of this chat is running."""
+        msg = next((m for m in self._messages if m.id == msg_id and m.role == "user"), None)
+        if msg is None:
+            return False
+        if self.busy():
+            self.notify.emit(EDIT_BUSY)
+            return False
+        if self._editing is None:
+            self._draft = self.prompt.toPlainText()
+        self._editing = msg.id
+        self.prompt.setPlainText(msg.content)
+        self.prompt.moveCursor(QTextCursor.MoveOperation.End)
+        self.edit_bar.setVisible(True)
+        self.prompt.setFocus(Qt.FocusReason.OtherFocusReason)
+        return True
+
+    def edit_last_prompt(self) -> bool:
+        """Edit the newest prompt of the chat (Up in an empty box)."""
+        last = next((m for m in reversed(self._messages) if m.role == "user"), None)
+        return last is not None and self.edit_message(last.id)
+
+    def cancel_edit(self) -> None:
+        """Stop editing: the chat stays as it is and the box gets back what it held."""
+        if self._editing is None:
+            return
+        self._end_edit()
+        self.prompt.setPlainText(self._draft)
+        self.prompt.moveCursor(QTextCursor.MoveOperation.End)
+
+    def _end_edit(self) -> None:
+        self._editing = None
+        self.edit_bar.setVisible(False)
 
     def last_answer(self) -> ChatMessage | None:
         """The newest assistant message with text, if any."""
@@ -310,14 +405,15 @@ class ChatView(QWidget):
         if msg.error and msg.status in ("failed", "expired"):
             parts.append(f'<p style="color:{c.error};">{html.escape(msg.error)}</p>')
         meta = answer_meta(msg) if msg.role == "assistant" else ""
-        if meta:
-            # Only the chat's last answer can be continued: later turns already followed it.
-            more = ' &nbsp;·&nbsp; <a href="continue:">Continue</a>' if msg.cut and last else ""
+        links = self._actions(msg, last)
+        if meta or links:
+            more = (_SEP if meta and links else "") + _SEP.join(links)
             # The mark in bold: the one thing in the grey line a reader must not miss.
             words = html.escape(meta).replace(CUT_MARK, f"<b>{CUT_MARK}</b>", 1)
             parts.append(f'<p style="color:{c.muted}; font-size:small;">{words}{more}</p>')
         return "".join(parts), body.code_blocks if body else []
 
+<<<<<<< HEAD
     def _palette_changed(self) -> None:
         """Light ↔ dark: lay the transcript out again in the new colours, where it was."""
         bar = self.transcript.verticalScrollBar()
@@ -325,6 +421,20 @@ class ChatView(QWidget):
         self._render_all()
         if not self._following:
             bar.setValue(where)
+=======
+    @staticmethod
+    def _actions(msg: ChatMessage, last: bool) -> list[str]:
+        """The links under a message: Edit a prompt, Continue a cut answer, Copy either."""
+        links = []
+        if msg.role == "user":
+            links.append(f'<a href="edit:{msg.id}">Edit</a>')
+        # Only the chat's last answer can be continued: later turns already followed it.
+        if msg.cut and last:
+            links.append('<a href="continue:">Continue</a>')
+        if msg.content and not msg.in_flight:
+            links.append(f'<a href="copy-message:{msg.id}">Copy</a>')
+        return links
+>>>>>>> n
 
     def _render_all(self) -> None:
         """Lay out the recent messages from scratch (opening a chat, rare edits).
@@ -442,6 +552,8 @@ class ChatView(QWidget):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.transcript and event.type() == QEvent.Type.Resize:
             self._update_jump()
+        if watched is self.prompt and isinstance(event, QKeyEvent) and self._prompt_key(event):
+            return True
         if (
             watched is self.prompt
             and event.type() == QEvent.Type.KeyPress
@@ -461,6 +573,22 @@ class ChatView(QWidget):
                 return True
         return super().eventFilter(watched, event)
 
+    def _prompt_key(self, event: QKeyEvent) -> bool:
+        """Esc while editing cancels the edit; Up in an empty box edits the last prompt."""
+        plain = event.modifiers() in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier)
+        if event.key() == Qt.Key.Key_Escape and plain and self._editing is not None:
+            if event.type() == QEvent.Type.ShortcutOverride:
+                event.accept()  # the window's Esc (Stop) must not take this key
+                return True
+            if event.type() == QEvent.Type.KeyPress:
+                self.cancel_edit()
+                return True
+        if (event.type() == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Up and plain
+                and not self.prompt.toPlainText()):
+            self.edit_last_prompt()
+            return True
+        return False
+
     def _send(self) -> None:
         text = self.prompt.toPlainText().strip()
         if not text or not self.send_button.isEnabled():
@@ -479,14 +607,36 @@ class ChatView(QWidget):
         elif url.scheme() == "copy":
             index = int(url.path() or url.toString().split(":", 1)[1])
             if 0 <= index < len(self._code_blocks):
-                self.copied = self._code_blocks[index]
-                QGuiApplication.clipboard().setText(self.copied)
+                self._copy(self._code_blocks[index], "Copied the code.")
+        elif url.scheme() in ("copy-message", "edit"):
+            msg_id = int(url.path() or url.toString().split(":", 1)[1])
+            msg = next((m for m in self._messages if m.id == msg_id), None)
+            if msg is None:
+                return
+            if url.scheme() == "edit":
+                self.edit_message(msg.id)
+            else:
+                self._copy(msg.content, "Copied your prompt." if msg.role == "user" else "Copied the answer.")
+
+    def _copy(self, text: str, said: str) -> None:
+        self.copied = text
+        QGuiApplication.clipboard().setText(text)
+        self.notify.emit(said)
+
+    def _save_system_prompt(self) -> None:
+        """Write the system prompt's edit, if any (focus left the box, or the chat changes)."""
+        if self._conv is not None and self.system_prompt.toPlainText() != self._conv.system_prompt:
+            self._settings_edited()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self._save_system_prompt()  # the window closes with the box still focused
+        super().hideEvent(event)
 
     def _settings_edited(self) -> None:
         if self._conv is None:
             return
         values = {
-            "system_prompt": self.system_prompt.text(),
+            "system_prompt": self.system_prompt.toPlainText(),
             "temperature": round(self.temperature.value(), 2),
             "max_tokens": self.max_tokens.value(),
             "model": self.model.text().strip(),

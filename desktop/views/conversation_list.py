@@ -1,10 +1,14 @@
-"""The side list of chats: search, new, rename (double-click or F2), delete (Delete), export."""
+"""The side list of chats: search, new, rename (double-click or F2), delete (Delete), export.
+
+A search that finds nothing says so in place of the list, naming what was searched.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -50,14 +54,28 @@ class ConversationList(QWidget):
         self.items.itemChanged.connect(self._edited)
         self.items.itemClicked.connect(lambda _item: self.chosen.emit())
         self.items.itemActivated.connect(lambda _item: self.chosen.emit())
+        self.no_match = QLabel(self)
+        self.no_match.setWordWrap(True)
+        self.no_match.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_match.setContentsMargins(6, 12, 6, 0)
+        self.no_match.setTextFormat(Qt.TextFormat.PlainText)  # the search text is shown as typed
+        self.no_match.setVisible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 0, 6)
         layout.addWidget(self.new_button)
         layout.addWidget(self.search)
         layout.addWidget(self.items, 1)
+        # At the top of the room the list leaves, where the first match would be.
+        layout.addWidget(self.no_match, 1, Qt.AlignmentFlag.AlignTop)
         self._filling = False
 
-    def set_conversations(self, conversations: list[Conversation], current: int | None) -> None:
+    def set_conversations(self, conversations: list[Conversation], current: int | None,
+                          search: str = "") -> None:
+        """List `conversations`, `current` selected; `search` is what they were found by."""
+        nothing = bool(search) and not conversations
+        self.no_match.setText(f"No chats match “{search}”" if nothing else "")
+        self.no_match.setVisible(nothing)
+        self.items.setVisible(not nothing)
         self._filling = True
         self.items.clear()
         for conv in conversations:

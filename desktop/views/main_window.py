@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.errors import AppError, BudgetExceededError, NetworkError, SessionExpiredError
-from desktop.core.history import HistoryStore
+from desktop.core.history import HistoryStore, export_file_name
 from desktop.core.models import ChatMessage, Conversation
 from desktop.core.settings import Settings
 from desktop.qt.chat_session import ChatSession
@@ -32,7 +32,7 @@ from desktop.qt.poller import StatusPoller
 from desktop.qt.runner import Runner
 from desktop.services.api import ApiClient
 from desktop.views import theme
-from desktop.views.chat_view import ChatView
+from desktop.views.chat_view import EDIT_BUSY, ChatView
 from desktop.views.conversation_list import ConversationList
 from desktop.views.wake_status import WakeStatusBar
 
@@ -41,6 +41,8 @@ NOT_CONNECTED = "Not connected yet; your prompt is still in the box. Send it aga
 # Moving or resizing the window writes its geometry this long after the last change, so a
 # crash keeps the last size without writing the settings file on every pixel of a drag.
 GEOMETRY_SAVE_MS = 500
+# How long a passing word ("Copied the answer.", "Saved to …") stays in the status bar.
+NOTE_MS = 4000
 # Window-manager frame and title bar around a window before its first show (logical px), left
 # free on screen: the real frame is known only once the window manager has drawn it.
 FRAME_ALLOWANCE_PX = (16, 48)
@@ -149,6 +151,7 @@ class MainWindow(QMainWindow):
         self.chat.send_requested.connect(self.send)
         self.chat.stop_requested.connect(self.stop)
         self.chat.continue_requested.connect(self.continue_answer)
+        self.chat.notify.connect(lambda text: self.statusBar().showMessage(text, NOTE_MS))
         self.chat.settings_changed.connect(self.history.update_settings)
         self.chat.set_send_key(str(settings.get("chat.send_key")))
         self.wake.local_engine = str(settings.get("local.engine") or "")
@@ -159,6 +162,7 @@ class MainWindow(QMainWindow):
         self.session.inflight_changed.connect(self._inflight_changed)
 
         last = int(settings.get("window.last_conversation") or 0)
+        history.delete_unused(**self._new_chat_settings())  # New chats of earlier runs nobody touched
         self._refresh_list()
         ids = self.conversations.ids()
         if ids:
@@ -263,11 +267,11 @@ class MainWindow(QMainWindow):
         """Copy the newest answer of the open chat; the status bar says so."""
         answer = self.chat.last_answer()
         if answer is None:
-            self.statusBar().showMessage("No answer to copy yet.", 3000)
+            self.statusBar().showMessage("No answer to copy yet.", NOTE_MS)
             return ""
         QGuiApplication.clipboard().setText(answer.content)
         self.copied = answer.content
-        self.statusBar().showMessage("Copied the last answer.", 3000)
+        self.statusBar().showMessage("Copied the last answer.", NOTE_MS)
         return answer.content
 
     def regenerate(self) -> None:
@@ -471,21 +475,26 @@ class MainWindow(QMainWindow):
 
     def _refresh_list(self) -> None:
         self.conversations.set_conversations(self.history.conversations(self._search),
-                                             self._current() or None)
+                                             self._current() or None, self._search)
 
     def _search_changed(self, text: str) -> None:
         self._search = text.strip()
         self._refresh_list()
 
     def new_conversation(self) -> Conversation:
-        chat = self.settings.section("chat")
-        conv = self.history.create_conversation(
-            system_prompt=chat["system_prompt"], temperature=float(chat["temperature"]),
-            max_tokens=int(chat["max_tokens"]), model=chat["model"],
-        )
+        """Open an empty chat and put the focus in the prompt box. A chat nobody used yet
+        (untitled, no messages, the new-chat settings) is opened again rather than listing another."""
+        fresh = self._new_chat_settings()
+        conv = self.history.unused_conversation(**fresh) or self.history.create_conversation(**fresh)
         self.open_conversation(conv.id)
         self._focus_prompt()
         return conv
+
+    def _new_chat_settings(self) -> dict[str, object]:
+        """What a new chat starts with: the Chat defaults of the settings file."""
+        chat = self.settings.section("chat")
+        return {"system_prompt": str(chat["system_prompt"]), "temperature": float(chat["temperature"]),
+                "max_tokens": int(chat["max_tokens"]), "model": str(chat["model"])}
 
     def open_conversation(self, conv_id: int) -> None:
         conv = self.history.conversation(conv_id)
@@ -520,23 +529,37 @@ class MainWindow(QMainWindow):
         if answer == QMessageBox.StandardButton.Yes:
             self.delete_conversation(conv_id)
 
-    def export_conversation(self, conv_id: int, path: Path, fmt: str) -> None:
+    def export_conversation(self, conv_id: int, path: Path, fmt: str) -> bool:
+        """Write chat `conv_id` to `path` as Markdown or JSON; the status bar says where, or
+        in words why not (False)."""
         text = (self.history.export_json if fmt == "json" else self.history.export_markdown)(conv_id)
-        Path(path).write_text(text, encoding="utf-8")
+        try:
+            Path(path).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            self.show_error(AppError(f"Could not save the chat to {path}: {why}. Choose another folder or name."))
+            return False
+        self.statusBar().showMessage(f"Saved to {path}", NOTE_MS)
+        return True
 
-    def _ask_export(self, conv_id: int, fmt: str) -> None:
+    def _ask_export(self, conv_id: int, fmt: str) -> QFileDialog | None:
+        """Ask where to save chat `conv_id` (in Documents, named after the chat), then save."""
         conv = self.history.conversation(conv_id)
         if conv is None:
-            return
+            return None
         suffix = "json" if fmt == "json" else "md"
-        name, _ = QFileDialog.getSaveFileName(
-            self, "Export chat", f"{conv.title}.{suffix}", f"*.{suffix}"
-        )
-        if name:
-            try:
-                self.export_conversation(conv_id, Path(name), fmt)
-            except OSError as exc:
-                self.show_error(AppError(f"Could not write {name}: {exc.strerror}"))
+        docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        folder = Path(docs) if docs and Path(docs).is_dir() else Path.home()
+        kind = "JSON" if fmt == "json" else "Markdown"
+        dialog = QFileDialog(self, "Export chat", str(folder / export_file_name(conv.title, suffix)),
+                             f"{kind} (*.{suffix})")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setDefaultSuffix(suffix)
+        dialog.fileSelected.connect(lambda name: self.export_conversation(conv_id, Path(name), fmt))
+        # Window-modal and not blocking (open, not exec): answers keep streaming meanwhile.
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     # chat ----------------------------------------------------------------------------
 
@@ -554,11 +577,22 @@ class MainWindow(QMainWindow):
         if not self._can_send():
             return False
         conv_id = self._current() or self.new_conversation().id
+        editing = self.chat.editing_id()
+        if editing is not None and self.chat.busy():
+            self.statusBar().showMessage(EDIT_BUSY, NOTE_MS)
+            return False
         if not isinstance(self.wake.error, BudgetExceededError):
             self.wake.clear_error()
-        if self.session.send(conv_id, text) is None:
-            return False
-        self.chat.prompt_sent()
+        if editing is None:
+            if self.session.send(conv_id, text) is None:
+                return False
+            self.chat.prompt_sent()
+        else:
+            # The edited prompt and everything after it go; the chat is shown anew.
+            if self.session.resend(conv_id, editing, text) is None:
+                return False
+            self.chat.prompt_sent()
+            self.chat.set_conversation(self.history.conversation(conv_id), self.history.messages(conv_id))
         self._refresh_list()
         conv = self.history.conversation(conv_id)
         self.chat.set_title(conv.title if conv else "")

@@ -41,7 +41,7 @@ def test_chat_settings_go_into_the_request(open_window, api, qtbot) -> None:  # 
     window = open_window(api).window
     conv = window.new_conversation()
     window.chat.settings_button.setChecked(True)
-    window.chat.system_prompt.setText("Answer in French.")
+    window.chat.system_prompt.setPlainText("Answer in French.")
     window.chat.system_prompt.editingFinished.emit()
     window.chat.temperature.setValue(0.3)
     window.chat.max_tokens.setValue(64)
