@@ -1,13 +1,9 @@
 """Markdown to the HTML subset QTextBrowser shows, with Pygments-coloured code blocks.
 
 Each code block gets a `copy:<n>` link; the view maps it back to `code_blocks[n]`. Raw
-<<<<<<< HEAD
 HTML in the model's output is escaped, never rendered. Code blocks take their colours
 from a CodeStyle (the view's theme picks one that fits a light or a dark palette).
-=======
-HTML in the model's output is escaped, never rendered. `plain_text` gives the words of a
-Markdown text without its marks (auto titles).
->>>>>>> n
+`plain_text` gives the words of a Markdown text without its marks (auto titles).
 """
 
 from __future__ import annotations
@@ -22,7 +18,17 @@ from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer
 from pygments.styles import get_style_by_name
 from pygments.util import ClassNotFound
 
-<<<<<<< HEAD
+# QTextDocument draws no CSS borders on tables; the HTML 4 attributes it does read. With
+# border-collapse (Qt 5.14+) the cells share one line instead of a double frame.
+_TABLE_OPEN = (
+    '<table border="1" cellspacing="0" cellpadding="4"'
+    ' style="border-collapse: collapse; border-style: solid; margin: 4px 0;">'
+)
+# Inline tokens whose content is words a reader sees (marks, links' targets and images'
+# sources are not).
+_WORD_TOKENS = frozenset({"text", "code_inline"})
+_BREAK_TOKENS = frozenset({"softbreak", "hardbreak"})
+
 
 @dataclass(frozen=True)
 class CodeStyle:
@@ -36,20 +42,6 @@ class CodeStyle:
 
     def block_background(self) -> str:
         return self.background or str(get_style_by_name(self.pygments_style).background_color)
-=======
-_FORMATTER = HtmlFormatter(noclasses=True, nowrap=True, style="friendly")
-_CODE_BG = "#f4f4f0"
-# QTextDocument draws no CSS borders on tables; the HTML 4 attributes it does read. With
-# border-collapse (Qt 5.14+) the cells share one line instead of a double frame.
-_TABLE_OPEN = (
-    '<table border="1" cellspacing="0" cellpadding="4"'
-    ' style="border-collapse: collapse; border-style: solid; margin: 4px 0;">'
-)
-# Inline tokens whose content is words a reader sees (marks, links' targets and images'
-# sources are not).
-_WORD_TOKENS = frozenset({"text", "code_inline"})
-_BREAK_TOKENS = frozenset({"softbreak", "hardbreak"})
->>>>>>> n
 
 
 @dataclass
@@ -77,7 +69,7 @@ class MarkdownRenderer:
 
     def __init__(self, code_style: CodeStyle | None = None) -> None:
         self._md = MarkdownIt("commonmark", {"html": False}).enable("table")
-<<<<<<< HEAD
+        self._md.add_render_rule("table_open", lambda *_args: _TABLE_OPEN + "\n")
         self.code_style = code_style or CodeStyle()
         self._formatters: dict[str, HtmlFormatter] = {}
 
@@ -86,9 +78,6 @@ class MarkdownRenderer:
         if name not in self._formatters:
             self._formatters[name] = HtmlFormatter(noclasses=True, nowrap=True, style=name)
         return self._formatters[name]
-=======
-        self._md.add_render_rule("table_open", lambda *_args: _TABLE_OPEN + "\n")
->>>>>>> n
 
     def render(self, text: str, block_offset: int = 0) -> Rendered:
         blocks: list[str] = []

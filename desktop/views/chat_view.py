@@ -413,7 +413,6 @@ class ChatView(QWidget):
             parts.append(f'<p style="color:{c.muted}; font-size:small;">{words}{more}</p>')
         return "".join(parts), body.code_blocks if body else []
 
-<<<<<<< HEAD
     def _palette_changed(self) -> None:
         """Light ↔ dark: lay the transcript out again in the new colours, where it was."""
         bar = self.transcript.verticalScrollBar()
@@ -421,7 +420,7 @@ class ChatView(QWidget):
         self._render_all()
         if not self._following:
             bar.setValue(where)
-=======
+
     @staticmethod
     def _actions(msg: ChatMessage, last: bool) -> list[str]:
         """The links under a message: Edit a prompt, Continue a cut answer, Copy either."""
@@ -434,7 +433,6 @@ class ChatView(QWidget):
         if msg.content and not msg.in_flight:
             links.append(f'<a href="copy-message:{msg.id}">Copy</a>')
         return links
->>>>>>> n
 
     def _render_all(self) -> None:
         """Lay out the recent messages from scratch (opening a chat, rare edits).
