@@ -178,9 +178,13 @@ class App:
     # aws -----------------------------------------------------------------------------
 
     def switch_to_aws(self) -> None:
-        """After the deploy wizard saved a stack as the AWS profile: leave the local service
-        (it stops itself when idle) and sign in to the new one."""
+        """After the deploy wizard saved a stack as the AWS profile, or the person chose AWS
+        in Account → Profile…: leave the local service (it stops itself when idle) and sign
+        in to the stack."""
         self.window.connect_api(None)
+        old, self.api = self.api, None
+        if old is not None:
+            old.close()
         self.window.session.reconnects = False
         self._reconnecting = False
         self.window.wake.set_note("")
@@ -255,10 +259,33 @@ class App:
         self.window.wake.label.setText("Signed out")
 
     def edit_profile(self) -> None:
+        """Account → Profile…: a new engine, or Local ↔ AWS, takes effect at once."""
         from desktop.views.settings_dialog import SettingsDialog
 
-        if SettingsDialog(self.settings, self.window).exec() and self.profile == "local":
-            self.apply_local_settings()
+        before = self.profile, {k: str(v) for k, v in self.settings.section("aws").items()}
+        if not SettingsDialog(self.settings, self.window).exec():
+            return
+        after = self.profile, {k: str(v) for k, v in self.settings.section("aws").items()}
+        if after[0] == "local":
+            if before[0] == "aws":
+                self.switch_to_local()
+            else:
+                self.apply_local_settings()
+        elif after != before:
+            self.switch_to_aws()  # from Local, or another stack: sign in to it
+
+    def switch_to_local(self) -> None:
+        """From AWS to the Local profile: stop talking to the stack (still signed in there;
+        the keyring keeps the session for a switch back) and start the local service."""
+        self.window.connect_api(None)
+        self.window.set_signed_in(None, aws=False)
+        self.auth = None
+        old, self.api = self.api, None
+        if old is not None:
+            old.close()
+        if self.local is not None:
+            self.local.configure_from(self.settings)  # the engine may have changed meanwhile
+        self._start_local()
 
     def _failed(self, exc: BaseException) -> None:
         self.window.show_error(exc if isinstance(exc, AppError) else AppError(str(exc)))

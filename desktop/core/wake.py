@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from pathlib import Path
 
+from desktop.core.model_catalog import CATALOG
 from desktop.core.models import ComputeState, ServerStatus
 
 
@@ -56,9 +58,12 @@ _LOCAL_STATES = {
 
 
 def local_engine_name(status: ServerStatus) -> str:
-    """'TinyLlama-1.1B-Chat' (the model, when the worker names one), 'Echo', …"""
+    """'TinyLlama-1.1B-Chat' (a catalog model by its title, another by its name), 'Echo', …"""
     if status.model:
-        return status.model.rstrip("/").rsplit("/", 1)[-1]
+        name = status.model.rstrip("/").rsplit("/", 1)[-1]
+        # llama.cpp lists a GGUF by its file name: say the model's name instead.
+        titles = {Path(m.file_name).stem: m.title for m in CATALOG.values()}
+        return titles.get(name.removesuffix(".gguf"), name)
     return _ENGINE_NAMES.get(status.engine or "", "The local engine")
 
 

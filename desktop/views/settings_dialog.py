@@ -133,8 +133,8 @@ class SettingsDialog(QDialog):
         layout.addWidget(box)
         layout.addWidget(appearance)
         layout.addWidget(self.problems)
-        layout.addWidget(QLabel("A new local engine takes effect at once; switching between Local and AWS "
-                                "after restarting TinyLlama.", self))
+        layout.addWidget(QLabel("Changes take effect at once: a new engine, or a switch between Local and AWS.",
+                                self))
         layout.addWidget(buttons)
 
     def _model_for(self, engine: object) -> str:

@@ -70,3 +70,71 @@ def test_sign_in_send_restart_sign_out(qtbot, paths: AppPaths, cognito_stack) ->
         assert not again.auth.signed_in
     finally:
         again.shutdown()
+
+
+def _fast_stack(**kwargs):  # type: ignore[no-untyped-def]
+    return LocalStack(echo_delay_s=0.01, **kwargs)
+
+
+def _accept_profile(qtbot, app: App, choose) -> None:  # type: ignore[no-untyped-def]
+    """Account → Profile…, as a person does it: the modal dialog opens, `choose` fills it, OK."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.views.settings_dialog import SettingsDialog
+
+    seen: list[SettingsDialog] = []
+
+    def fill() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, SettingsDialog):
+            QTimer.singleShot(20, fill)  # not shown yet
+            return
+        seen.append(dialog)
+        choose(dialog)
+        dialog.save()
+
+    QTimer.singleShot(0, fill)
+    app.edit_profile()  # returns when the dialog closes
+    assert seen and not seen[0].problems.text(), seen[0].problems.text() if seen else "no dialog"
+
+
+def test_switching_local_to_aws_and_back_needs_no_restart(qtbot, paths: AppPaths, cognito_stack) -> None:  # type: ignore[no-untyped-def]
+    user, stack = cognito_stack
+    from desktop.services.local_profile import LocalProfile
+
+    app = App(paths, CredentialStore(MemoryKeyring()), LocalProfile(stack_factory=_fast_stack))
+    qtbot.addWidget(app.window)
+    try:
+        app.window.show()
+        app.start()
+        qtbot.waitUntil(lambda: app.api is not None, timeout=20000)
+        local_url = app.api.base_url
+        assert local_url != stack.url
+
+        def to_aws(dialog) -> None:  # type: ignore[no-untyped-def]
+            dialog.aws.setChecked(True)
+            for key, value in (("api_url", stack.url), ("region", REGION), ("user_pool_id", user.pool_id),
+                               ("client_id", user.client_id), ("username", "")):
+                dialog.fields[key].setText(value)
+
+        _accept_profile(qtbot, app, to_aws)
+        assert app.api is None  # the local service is left at once, not after a restart
+        qtbot.waitUntil(lambda: app.dialog is not None and app.dialog.isVisible(), timeout=5000)
+        app.dialog.username.setText(user.username)
+        app.dialog.password.setText(user.password)
+        with qtbot.waitSignal(app.dialog.accepted, timeout=15000):
+            app.dialog.submit()
+        assert app.api is not None and app.api.base_url == stack.url
+        conv = app.window.new_conversation()
+        app.window.send("through the stack")
+        qtbot.waitUntil(lambda: app.history.messages(conv.id)[-1].status == "done", timeout=20000)
+
+        _accept_profile(qtbot, app, lambda dialog: dialog.local.setChecked(True))
+        qtbot.waitUntil(lambda: app.api is not None and app.api.base_url != stack.url, timeout=20000)
+        assert not app.window.sign_out_action.isVisible() and not app.window.sign_in_action.isVisible()
+        app.window.send("on this computer again")
+        qtbot.waitUntil(lambda: app.history.messages(conv.id)[-1].status == "done", timeout=20000)
+        assert app.history.messages(conv.id)[-1].content == "on this computer again"
+    finally:
+        app.shutdown()

@@ -62,7 +62,7 @@ def bar(qtbot):  # type: ignore[no-untyped-def]
 def test_an_idle_local_engine_says_when_it_stops_and_counts_down(bar) -> None:  # type: ignore[no-untyped-def]
     widget, clock = bar
     widget.set_status(local(ComputeState.READY, idle_stop_at=NOON + 12 * 60))
-    assert widget.text() == "tinyllama-1.1b-chat-v1.0.Q4_K_M on this computer: ready · stops in 12 min if idle"
+    assert widget.text() == "TinyLlama-1.1B-Chat on this computer: ready · stops in 12 min if idle"
     shot(widget, "local-ready-stops-in")
     assert widget._tick.isActive()  # the words change with time, without a new /status
     clock.now += 11 * 60 + 20
@@ -76,7 +76,7 @@ def test_an_idle_local_engine_says_when_it_stops_and_counts_down(bar) -> None:  
 def test_a_stopped_local_engine_says_when_it_stopped(bar) -> None:  # type: ignore[no-untyped-def]
     widget, _clock = bar
     widget.set_status(local(ComputeState.STOPPED, stopped_at=NOON - 5 * 60))
-    assert widget.text() == ("tinyllama-1.1b-chat-v1.0.Q4_K_M on this computer: stopped 5 min ago; "
+    assert widget.text() == ("TinyLlama-1.1B-Chat on this computer: stopped 5 min ago; "
                              "starts on the next prompt")
     shot(widget, "local-stopped-ago")
 

@@ -38,6 +38,17 @@ def test_wake_description_says_why_a_prompt_waits() -> None:
     assert "budget warning: $16.00" in wake.describe(warn, 0, 0)
 
 
+def test_a_local_catalog_model_is_named_by_its_title_others_by_their_name() -> None:
+    def name(model: str | None, engine: str = "llamacpp") -> str:
+        return wake.local_engine_name(ServerStatus(engine=engine, model=model, instance_type="local"))
+
+    assert name("tinyllama-1.1b-chat-v1.0.Q4_K_M") == "TinyLlama-1.1B-Chat"  # llama.cpp's id: the file's stem
+    assert name("tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf") == "TinyLlama-1.1B-Chat"
+    assert name("my-own-model") == "my-own-model"
+    assert name("Qwen/Qwen2.5-0.5B-Instruct", "vllm") == "Qwen2.5-0.5B-Instruct"
+    assert name(None, "echo") == "Echo"
+
+
 def test_markdown_highlights_code_and_numbers_copy_links() -> None:
     out = MarkdownRenderer().render("Hi **there**\n\n```python\nx = 1\n```\n\n```\nplain\n```", 3)
     assert "<strong>there</strong>" in out.html
