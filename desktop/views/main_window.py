@@ -58,7 +58,8 @@ SIDEBAR_WIDTH = 240
 SHORTCUTS = (
     ("Enter", "Send the prompt (Shift+Enter: new line; Chat → Enter sends can swap this)"),
     ("Ctrl+Enter", "Send the prompt, in either mode"),
-    ("Esc", "Stop the answer that is running"),
+    ("Esc", "Stop the answer that is running (while editing a prompt: cancel the edit)"),
+    ("Up", "In an empty prompt box: edit the last prompt and resend it"),
     ("Ctrl+N", "New chat"),
     ("Ctrl+K", "Search chats"),
     ("Ctrl+B", "Hide or show the chat list"),

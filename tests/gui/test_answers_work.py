@@ -94,7 +94,7 @@ def test_edit_replaces_the_prompt_and_everything_after_it(open_window, api, qtbo
     assert prompt.toPlainText() == "first question"
     assert window.chat.editing_id() == first_prompt
     assert window.chat.edit_bar.isVisible() and window.chat.edit_label.text() == EDITING
-    save_screenshot(window, "n-editing-a-prompt.png")
+    save_screenshot(window, "edit_prompt.png")
     prompt.selectAll()
     qtbot.keyClicks(prompt, "a better question")
     qtbot.keyClick(prompt, Qt.Key.Key_Return)
@@ -210,7 +210,7 @@ def test_tables_have_borders_and_the_actions_show(open_window, api, qtbot) -> No
     text = window.chat.transcript_text()
     assert "Edit" in text and text.count("Copy") >= 2
     window.chat.jump_to_latest()
-    path = save_screenshot(window, "n-transcript-actions-table.png")
+    path = save_screenshot(window, "transcript_actions_table.png")
     assert path.stat().st_size > 0
 
 
@@ -258,7 +258,7 @@ def test_the_system_prompt_has_lines_saves_on_focus_out_and_survives_a_restart(o
     qtbot.keyClick(box, Qt.Key.Key_Tab)  # focus leaves the box: now it is saved
     qtbot.waitUntil(lambda: not _focused(box))
     assert window.history.conversation(conv.id).system_prompt == "You are terse.\nAnswer in French."
-    save_screenshot(window, "n-system-prompt-lines.png")
+    save_screenshot(window, "system_prompt_lines.png")
 
     box.setFocus()
     qtbot.waitUntil(lambda: _focused(box))
@@ -314,7 +314,7 @@ def test_a_search_that_finds_nothing_says_so(open_window, qtbot) -> None:  # typ
     assert not side.items.isVisible()
     # Where the first match would be, right under the search box.
     qtbot.waitUntil(lambda: 0 <= side.no_match.y() - side.search.geometry().bottom() < 40)
-    save_screenshot(window, "n-search-no-match.png")
+    save_screenshot(window, "search_no_match.png")
     side.search.clear()
     assert side.ids() == [garden.id] and side.items.isVisible() and not side.no_match.isVisible()
     qtbot.keyClicks(side.search, "gard")

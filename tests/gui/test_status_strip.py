@@ -18,9 +18,9 @@ from desktop.services.credentials import CredentialStore, MemoryKeyring
 from desktop.services.local_profile import LocalProfile
 from desktop.views.chat_view import ChatView
 from desktop.views.wake_status import WakeStatusBar
+from tests.gui.conftest import save_screenshot
 from tests.service_helpers import stop_all
 
-SHOTS = Path("/tmp/shots")
 # Local noon: "two hours ago" is the same day in every time zone.
 NOON = datetime(2032, 2, 29, 12, 0).timestamp()
 
@@ -36,9 +36,8 @@ class Clock:
 
 
 def shot(widget, name: str) -> None:  # type: ignore[no-untyped-def]
-    SHOTS.mkdir(parents=True, exist_ok=True)
     widget.resize(720, widget.sizeHint().height())
-    assert widget.grab().save(str(SHOTS / f"q-{name}.png"))
+    save_screenshot(widget, f"status_{name.replace('-', '_')}.png")
 
 
 def local(state: ComputeState, **fields: object) -> ServerStatus:

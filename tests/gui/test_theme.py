@@ -35,10 +35,10 @@ from desktop.views.settings_dialog import SettingsDialog
 from desktop.views.wizard import DeployWizard, WizardContext
 from tests.conftest import FrozenClock
 from tests.fixtures.aws import inject_cost_and_usage
+from tests.gui.conftest import save_screenshot, screenshot_dir
 from tests.gui.test_cost_panel import month_of_results
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = Path("/tmp/shots")
 CODE = "Here:\n\n```python\n# add one\ndef inc(x: int) -> int:\n    return x + 1  # 'done'\n```\n\nSee [docs](https://example.org)."
 HEX = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}\b")
 
@@ -63,9 +63,8 @@ def choose(qapp: QApplication, qtbot: Any) -> Iterator[Any]:
 
 
 def shot(widget: QWidget, name: str) -> None:
-    """The screenshots the lead looks at (outside the checkout on purpose)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    assert widget.grab().save(str(SHOTS / name))
+    """A screenshot to look at (docs/screenshots when regenerated on purpose)."""
+    save_screenshot(widget, name)
 
 
 # what Qt laid out --------------------------------------------------------------------
@@ -248,11 +247,11 @@ def test_dark_has_no_light_text_on_a_light_background(qtbot, open_window, paths,
     drawn = {chart.pixelColor(x, y).name() for x in range(0, chart.width(), 2) for y in range(0, chart.height(), 2)}
     assert colours.chart_bar in drawn  # the bars are drawn in the theme's series colour
 
-    shot(window, "o-main-dark.png")
-    shot(dialog, "o-settings-dark.png")
-    shot(cost_panel, "o-cost-dark.png")
-    shot(wiz.review_page, "o-wizard-review-dark.png")
-    shot(wiz.deploy_page, "o-wizard-deploy-dark.png")
+    shot(window, "main_dark.png")
+    shot(dialog, "profile_dialog_dark.png")
+    shot(cost_panel, "cost_panel_dark.png")
+    shot(wiz.review_page, "wizard_4_review_dark.png")
+    shot(wiz.deploy_page, "wizard_5_deploy_dark.png")
 
 
 def test_light_is_readable_too_and_screenshots(qtbot, open_window, paths, cost_panel,
@@ -265,9 +264,9 @@ def test_light_is_readable_too_and_screenshots(qtbot, open_window, paths, cost_p
     assert unreadable(label_pairs(cost_panel)) == []
     dialog = SettingsDialog(Settings(paths.settings_file), window)
     qtbot.addWidget(dialog)
-    shot(window, "o-main-light.png")
-    shot(dialog, "o-settings-light.png")
-    shot(cost_panel, "o-cost-light.png")
+    shot(window, "main_light.png")
+    shot(dialog, "profile_dialog_light.png")
+    shot(cost_panel, "cost_panel_light.png")
 
 
 def test_a_disabled_button_looks_disabled_in_dark(qtbot, choose) -> None:  # type: ignore[no-untyped-def]
@@ -391,8 +390,8 @@ history.close()
 
 
 def test_a_screenshot_at_200_percent(tmp_path: Path) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    out = SHOTS / "o-main-dark-200.png"
+    out = screenshot_dir() / "main_dark_200_percent.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
     env = {"QT_SCALE_FACTOR": "2", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
            "XDG_CONFIG_HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", SCALED, str(tmp_path), CODE, str(out)], cwd=ROOT, env=env,

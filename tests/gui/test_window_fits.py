@@ -16,6 +16,8 @@ from typing import Any
 
 from PySide6.QtCore import QPoint, QRect
 
+from tests.gui.conftest import screenshot_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 LAPTOP = {"name": "Laptop", "x": 0, "y": 0, "width": 1400, "height": 900, "logicalDpi": 96,
           "logicalBaseDpi": 96, "dpr": 1}
@@ -81,8 +83,9 @@ def test_the_first_window_at_200_percent_fits_a_1400x900_screen(tmp_path: Path) 
     seen = _open(tmp_path, [LAPTOP], 2, f"shot:{tmp_path / 'p-200-percent.png'}")
     assert seen["room"] == [0, 0, 700, 450]  # logical pixels: the scale is in force
     _assert_fits_with_send_in_reach(seen)
-    if Path("/tmp/shots").is_dir():  # for a person to look at; not part of the check
-        (Path("/tmp/shots") / "p-200-percent.png").write_bytes((tmp_path / "p-200-percent.png").read_bytes())
+    shot = screenshot_dir() / "main_first_window_200_percent.png"  # for a person to look at
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    shot.write_bytes((tmp_path / "p-200-percent.png").read_bytes())
 
 
 def test_a_geometry_saved_on_an_unplugged_monitor_at_another_scale_comes_back_on_screen(tmp_path: Path) -> None:
