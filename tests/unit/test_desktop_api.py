@@ -128,3 +128,17 @@ def test_the_gateways_own_413_reads_as_words(stack: LocalStack) -> None:
     with pytest.raises(ApiError) as caught:  # past API Gateway's 10 MiB: the gateway's {"message"}
         api.submit([{"role": "user", "content": "x" * (MAX_PAYLOAD_BYTES + 1)}])
     assert caught.value.status == 413 and "too large to send" in str(caught.value)
+
+
+def test_the_local_stack_is_reached_past_a_proxy_setting_that_the_cloud_keeps(
+        stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy that refuses everything: a loopback client that read the proxy variables (and
+    # ~/.netrc) on every poll would go there and fail.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    local = ApiClient(stack.url, lambda: stack.token)
+    assert local.status().compute.state is not ComputeState.UNKNOWN
+    cloud = ApiClient("https://abc123.execute-api.eu-west-1.amazonaws.com", lambda: "token")
+    assert cloud._session.trust_env  # a corporate proxy still applies to the AWS API
