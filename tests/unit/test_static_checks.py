@@ -45,3 +45,23 @@ def test_the_import_check_sees_function_level_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from desktop.app import main\n    import desktop.cli\n")
     assert imported_modules(sample) == {"desktop.app", "desktop.cli"}
+
+
+def bundle_excludes() -> set[str]:
+    """The modules packaging/tinyllama.spec leaves out of the bundle (its EXCLUDES list)."""
+    tree = ast.parse((ROOT / "packaging" / "tinyllama.spec").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "EXCLUDES" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError("packaging/tinyllama.spec has no EXCLUDES list")
+
+
+def test_the_bundle_keeps_every_module_the_app_imports() -> None:
+    # The frozen app died at start with "No module named 'PySide6.QtNetwork'" once the
+    # single-instance socket used it: the spec still excluded it as unused.
+    excluded = bundle_excludes()
+    assert "PySide6.QtSvg" in excluded  # the list was read
+    used = {str(path.relative_to(ROOT)): sorted(name for name in imported_modules(path)
+                                                if name in excluded or name.split(".")[0] in excluded)
+            for path in sorted((ROOT / "desktop").rglob("*.py")) + sorted((ROOT / "backend").rglob("*.py"))}
+    assert {path: names for path, names in used.items() if names} == {}
