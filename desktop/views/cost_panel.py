@@ -46,6 +46,7 @@ from desktop.services.cost import (
     month_start,
 )
 from desktop.views import theme
+from desktop.views.screen_fit import resize_within_screen
 
 TICK_MS = 5 * 60 * 1000
 
@@ -153,7 +154,7 @@ class CostPanel(QDialog):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("TinyLlama costs")
-        self.resize(820, 640)
+        resize_within_screen(self, 820, 640)
         self.service, self.runner = service, runner
         self.stack_name, self.instance_id, self.budget_prefix = stack_name, instance_id, budget_prefix
         self.warning_usd, self.hard_cap_usd = warning_usd, hard_cap_usd

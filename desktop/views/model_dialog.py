@@ -38,6 +38,7 @@ from desktop.services.credentials import ENGINE_API_KEY, CredentialStore
 from desktop.services.model_download import DownloadCancelled, ModelDownloader, Progress
 from desktop.services.server_probe import list_models
 from desktop.views import theme
+from desktop.views.screen_fit import fit_dialog, scroll_body
 
 _ERROR_STYLE = "color: $error;"
 
@@ -148,11 +149,13 @@ class ModelDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Answers on this computer need a model. Pick one way:", self))
+        self.body, choices = scroll_body(self)  # scrolls where the screen is too small for it
         for choice, body in ((self.download_choice, self.download_box), (self.file_choice, self.file_box),
                              (self.server_choice, self.server_box)):
-            layout.addWidget(choice)
-            layout.addWidget(body)
+            choices.addWidget(choice)
+            choices.addWidget(body)
             choice.toggled.connect(body.setEnabled)
+        layout.addWidget(self.body, 1)
         layout.addWidget(self.problems)
         layout.addLayout(bottom)
 
@@ -168,6 +171,11 @@ class ModelDialog(QDialog):
                              (self.server_choice, self.server_box)):
             body.setEnabled(choice.isChecked())
         self._refresh_download()
+
+    def setVisible(self, visible: bool) -> None:  # type: ignore[override]
+        if visible and not self.isVisible():
+            fit_dialog(self, self.body)  # before Qt places it: its buttons stay on screen
+        super().setVisible(visible)
 
     # -- the catalog model ------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.settings import Settings
 from desktop.views import theme
+from desktop.views.screen_fit import fit_dialog, scroll_body
 
 _POOL = re.compile(r"^[\w-]+_[0-9A-Za-z]+$")
 _URL = re.compile(r"^https?://\S+$")
@@ -127,15 +128,19 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.local)
-        layout.addWidget(local_box)
-        layout.addWidget(self.aws)
-        layout.addWidget(box)
-        layout.addWidget(appearance)
+        self.body, sections = scroll_body(self)  # scrolls where the screen is too small for it
+        for widget in (self.local, local_box, self.aws, box, appearance):
+            sections.addWidget(widget)
+        layout.addWidget(self.body, 1)
         layout.addWidget(self.problems)
         layout.addWidget(QLabel("Changes take effect at once: a new engine, or a switch between Local and AWS.",
                                 self))
         layout.addWidget(buttons)
+
+    def setVisible(self, visible: bool) -> None:  # type: ignore[override]
+        if visible and not self.isVisible():
+            fit_dialog(self, self.body)  # before Qt places it: its buttons stay on screen
+        super().setVisible(visible)
 
     def _model_for(self, engine: object) -> str:
         """llama.cpp's model is a file (local.gguf); the others' a name (local.model)."""

@@ -110,3 +110,52 @@ def test_a_small_window_keeps_the_prompt_box_and_send_in_reach(open_window, qtbo
     # The chat (with the prompt and Send) cannot be dragged away; only the chat list can.
     window.splitter.moveSplitter(10_000, 1)
     assert window.chat.width() > 0
+
+
+DIALOGS = r"""
+import json, sys
+from pathlib import Path
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtWidgets import QApplication
+
+qt_app = QApplication([])
+from desktop.core.settings import Settings
+from desktop.qt.runner import Runner
+from desktop.services.credentials import CredentialStore, MemoryKeyring
+from desktop.views.model_dialog import ModelDialog
+from desktop.views.settings_dialog import SettingsDialog
+
+data = Path(sys.argv[1])
+runner = Runner()
+settings = Settings(data / "settings.json")
+rect = lambda r: [r.x(), r.y(), r.width(), r.height()]
+seen = {}
+for name, dialog, button in (
+        ("model", model := ModelDialog(settings, data, runner, CredentialStore(MemoryKeyring())), model.use_button),
+        ("profile", profile := SettingsDialog(settings), profile.findChildren(type(model.use_button))[-1])):
+    dialog.show()
+    for _ in range(20):
+        qt_app.processEvents()
+    seen[name] = {"room": rect(dialog.screen().availableGeometry()), "frame": rect(dialog.frameGeometry()),
+                  "window": rect(dialog.rect()), "send": rect(QRect(button.mapTo(dialog, QPoint(0, 0)), button.size())),
+                  "send_visible": button.isVisible(),
+                  "scrolls": hasattr(dialog, "body") and dialog.body.verticalScrollBar().maximum() > 0}
+    dialog.close()
+print(json.dumps(seen))
+runner.shutdown(5000)
+"""
+
+
+def test_the_model_and_profile_dialogs_fit_a_1400x900_screen_at_200_percent(tmp_path: Path) -> None:
+    # They were 1354×1008 physical pixels there: "Use this model" and OK below the screen's edge.
+    config = tmp_path / "screens.json"
+    config.write_text(json.dumps({"screens": [LAPTOP]}))
+    env = dict(os.environ, QT_QPA_PLATFORM=f"offscreen:configfile={config}", QT_SCALE_FACTOR="2",
+               PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-c", DIALOGS, str(tmp_path)], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    for name in ("model", "profile"):
+        _assert_fits_with_send_in_reach(seen[name])
+    assert seen["model"]["scrolls"]  # what does not fit scrolls instead of leaving the screen

@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget, QWizard
 
+from desktop.views.screen_fit import resize_within_screen
 from desktop.views.wizard.account_page import AccountPage
 from desktop.views.wizard.context import WizardContext
 from desktop.views.wizard.deploy_page import DeployPage
@@ -35,7 +36,7 @@ class DeployWizard(QWizard):
         self.setWindowTitle("Deploy TinyLlama to AWS")
         self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
-        self.resize(900, 620)
+        resize_within_screen(self, 900, 620)
         self.account_page = AccountPage(ctx, profiles)
         self.options_page = OptionsPage(ctx, signed_in=self.account_page.isComplete)
         self.upload_page = UploadPage(ctx)
