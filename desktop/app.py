@@ -65,6 +65,7 @@ class App:
         self.window.settings_requested.connect(self.edit_profile)
         self.window.model_requested.connect(self.choose_model)
         self.model_dialog: QDialog | None = None
+        self.profile_dialog: QDialog | None = None
         self.window.aws_profile_saved.connect(self.switch_to_aws)
         self.window.session.connection_lost.connect(self._local_lost)
         if self.settings.load_error:
@@ -262,10 +263,23 @@ class App:
         """Account → Profile…: a new engine, or Local ↔ AWS, takes effect at once."""
         from desktop.views.settings_dialog import SettingsDialog
 
-        before = self.profile, {k: str(v) for k, v in self.settings.section("aws").items()}
-        if not SettingsDialog(self.settings, self.window).exec():
+        if self.profile_dialog is not None:
+            self.profile_dialog.raise_()
             return
-        after = self.profile, {k: str(v) for k, v in self.settings.section("aws").items()}
+        before = self._profile_values()
+        dialog = SettingsDialog(self.settings, self.window)
+        dialog.accepted.connect(lambda: self._profile_saved(before))
+        dialog.finished.connect(lambda _result: self._profile_closed(dialog))
+        self.profile_dialog = dialog
+        dialog.open()  # window-modal, no nested event loop: answers keep streaming
+
+    def _profile_values(self) -> tuple[str, dict[str, str]]:
+        return self.profile, {k: str(v) for k, v in self.settings.section("aws").items()}
+
+    def _profile_saved(self, before: tuple[str, dict[str, str]]) -> None:
+        after = self._profile_values()
+        if self._closed:
+            return
         if after[0] == "local":
             if before[0] == "aws":
                 self.switch_to_local()
@@ -273,6 +287,11 @@ class App:
                 self.apply_local_settings()
         elif after != before:
             self.switch_to_aws()  # from Local, or another stack: sign in to it
+
+    def _profile_closed(self, dialog: QDialog) -> None:
+        if self.profile_dialog is dialog:
+            self.profile_dialog = None
+        dialog.deleteLater()
 
     def switch_to_local(self) -> None:
         """From AWS to the Local profile: stop talking to the stack (still signed in there;

@@ -22,9 +22,9 @@ from desktop.core.settings import Settings
 
 ECHO_NOTICE = (
     "Local profile with the echo engine: answers repeat your message back, word by word. "
-    "For a real model, download TinyLlama-1.1B-Chat or use a GGUF file you have (Account → Model…), "
-    "pick an engine in Account → Profile… (any OpenAI-compatible server, such as vLLM or Ollama, "
-    "or vLLM run by TinyLlama), or deploy your own GPU with Account → Deploy to AWS…."
+    "For a real model: Account → Model… downloads TinyLlama-1.1B-Chat, or takes a GGUF file you have "
+    "or any OpenAI-compatible server (Ollama, LM Studio); Account → Profile… has vLLM too, and "
+    "Account → Deploy to AWS… runs a model on your own GPU."
 )
 
 MISSING_MODEL = (

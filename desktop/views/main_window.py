@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, Q
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -103,24 +104,26 @@ class MainWindow(QMainWindow):
         self.conversations = ConversationList(self)
         self.chat = ChatView(parent=self)
         self.wake = WakeStatusBar(self)
-        self.notice = QLabel(self)
-        self.notice.setObjectName("notice")
+        # The notice: its words, and at their right a button that dismisses it. The box has
+        # the colours; the words wrap short of the button (inside one label with padding
+        # they ran under it in a real X window).
+        self.notice_box = QFrame(self)
+        self.notice_box.setObjectName("notice")
+        theme.styled(self.notice_box, "QFrame#notice { background: $warning_bg; border: 1px solid $warning_border; "
+                     "border-radius: 4px; } QFrame#notice QLabel { color: $warning_text; }")
+        self.notice = QLabel(self.notice_box)
         self.notice.setWordWrap(True)
-        theme.styled(self.notice, "background: $warning_bg; color: $warning_text; border: 1px solid "
-                     "$warning_border; padding: 6px; border-radius: 4px;")
-        self.notice.setVisible(False)
-        # The close button sits inside the notice, at its right; the text stops short of it.
-        self.notice_close = QToolButton(self.notice)
+        self.notice_close = QToolButton(self.notice_box)
         self.notice_close.setText("✕")
         self.notice_close.setAutoRaise(True)
         self.notice_close.setToolTip("Dismiss this notice")
         self.notice_close.setAccessibleName("Dismiss notice")
-        self.notice_close.clicked.connect(lambda: self.notice.setVisible(False))
-        notice_row = QHBoxLayout(self.notice)
-        notice_row.setContentsMargins(0, 0, 0, 0)
-        notice_row.addStretch(1)
+        self.notice_close.clicked.connect(lambda: self.notice_box.setVisible(False))
+        notice_row = QHBoxLayout(self.notice_box)
+        notice_row.setContentsMargins(6, 6, 6, 6)
+        notice_row.addWidget(self.notice, 1)
         notice_row.addWidget(self.notice_close, 0, Qt.AlignmentFlag.AlignTop)
-        self.notice.setContentsMargins(0, 0, self.notice_close.sizeHint().width(), 0)
+        self.notice_box.setVisible(False)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.conversations)
@@ -136,7 +139,7 @@ class MainWindow(QMainWindow):
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
-        layout.addWidget(self.notice)
+        layout.addWidget(self.notice_box)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self.statusBar().addWidget(self.wake, 1)
@@ -440,7 +443,7 @@ class MainWindow(QMainWindow):
 
     def show_notice(self, text: str) -> None:
         self.notice.setText(text)
-        self.notice.setVisible(bool(text))
+        self.notice_box.setVisible(bool(text))
 
     def set_signed_in(self, username: str | None, aws: bool = False) -> None:
         self._signed_out = aws and username is None

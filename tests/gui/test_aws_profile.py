@@ -77,26 +77,14 @@ def _fast_stack(**kwargs):  # type: ignore[no-untyped-def]
 
 
 def _accept_profile(qtbot, app: App, choose) -> None:  # type: ignore[no-untyped-def]
-    """Account → Profile…, as a person does it: the modal dialog opens, `choose` fills it, OK."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from desktop.views.settings_dialog import SettingsDialog
-
-    seen: list[SettingsDialog] = []
-
-    def fill() -> None:
-        dialog = QApplication.activeModalWidget()
-        if not isinstance(dialog, SettingsDialog):
-            QTimer.singleShot(20, fill)  # not shown yet
-            return
-        seen.append(dialog)
-        choose(dialog)
-        dialog.save()
-
-    QTimer.singleShot(0, fill)
-    app.edit_profile()  # returns when the dialog closes
-    assert seen and not seen[0].problems.text(), seen[0].problems.text() if seen else "no dialog"
+    """Account → Profile…, as a person does it: the dialog opens, `choose` fills it, OK."""
+    app.window.settings_requested.emit()
+    dialog = app.profile_dialog
+    assert dialog is not None and dialog.isVisible()
+    choose(dialog)
+    dialog.save()
+    assert not dialog.problems.text(), dialog.problems.text()
+    qtbot.waitUntil(lambda: app.profile_dialog is None, timeout=5000)
 
 
 def test_switching_local_to_aws_and_back_needs_no_restart(qtbot, paths: AppPaths, cognito_stack) -> None:  # type: ignore[no-untyped-def]

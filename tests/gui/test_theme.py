@@ -311,7 +311,7 @@ def test_choosing_dark_in_settings_re_renders_the_open_transcript(qtbot, open_wi
     assert {bg for text, _fg, bg in pairs if text == "def"} == {dark.code_bg}
     assert unreadable(pairs) == []
     # Style sheets follow too: the notice box and the status bar's error text.
-    assert dark.warning_bg in window.notice.styleSheet() and light.warning_bg not in window.notice.styleSheet()
+    assert dark.warning_bg in window.notice_box.styleSheet() and light.warning_bg not in window.notice_box.styleSheet()
 
 
 def test_system_gives_the_platform_its_palette_back(qapp, choose) -> None:  # type: ignore[no-untyped-def]

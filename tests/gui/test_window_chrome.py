@@ -18,7 +18,9 @@ def test_the_notice_closes_with_its_button_and_a_new_one_shows_again(open_window
     qtbot.waitUntil(window.notice.isVisible)
     close = window.notice_close
     # The button is on the notice, not somewhere off its edge.
-    assert close.isVisible() and window.notice.rect().contains(QRect(close.pos(), close.size()))
+    assert close.isVisible() and window.notice_box.rect().contains(close.geometry())
+    # ... and the words wrap short of it (they ran under it in a real X window).
+    assert not window.notice.geometry().intersects(close.geometry())
     qtbot.mouseClick(close, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.notice.isVisible())
     window.show_notice("Echo engine: your messages come back as answers.")
