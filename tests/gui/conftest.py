@@ -141,6 +141,20 @@ def api(stack: LocalStack) -> ApiClient:
     client.close()
 
 
+@pytest.fixture
+def sent_prompts(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> list[list[dict[str, str]]]:
+    """The messages of every prompt `api` submits, in order (it still submits them)."""
+    sent: list[list[dict[str, str]]] = []
+    real_submit = api.submit
+
+    def recording_submit(messages: list[dict[str, str]], **params: Any):  # type: ignore[no-untyped-def]
+        sent.append([dict(m) for m in messages])
+        return real_submit(messages, **params)
+
+    monkeypatch.setattr(api, "submit", recording_submit)
+    return sent
+
+
 def save_screenshot(widget, name: str) -> Path:  # type: ignore[no-untyped-def]
     """Save a real screenshot of `widget` as `name` (see screenshot_dir) and return its path."""
     folder = screenshot_dir()

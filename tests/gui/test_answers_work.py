@@ -72,15 +72,8 @@ def _focused(widget) -> bool:  # type: ignore[no-untyped-def]
 # edit and resend -----------------------------------------------------------------------
 
 
-def test_edit_replaces_the_prompt_and_everything_after_it(open_window, api, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    sent: list[list[dict[str, str]]] = []
-    real_submit = api.submit
-
-    def recording_submit(messages: list[dict[str, str]], **params: Any):  # type: ignore[no-untyped-def]
-        sent.append([dict(m) for m in messages])
-        return real_submit(messages, **params)
-
-    monkeypatch.setattr(api, "submit", recording_submit)
+def test_edit_replaces_the_prompt_and_everything_after_it(open_window, api, qtbot, sent_prompts) -> None:  # type: ignore[no-untyped-def]
+    sent = sent_prompts
     window = open_window(api).window
     conv = window.new_conversation()
     _ask(window, qtbot, "first question")

@@ -6,8 +6,6 @@ with finish_reason "length", as llama.cpp, vLLM and OpenAI do.
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QPalette, QTextCursor
 from PySide6.QtWidgets import QApplication, QTextBrowser
@@ -64,15 +62,8 @@ def _cut_answer(open_window, api, qtbot):  # type: ignore[no-untyped-def]
 
 
 def test_a_cut_answer_is_marked_and_continue_sends_the_conversation(open_window, api, qtbot,  # type: ignore[no-untyped-def]
-                                                                    monkeypatch) -> None:
-    sent: list[list[dict[str, str]]] = []
-    real_submit = api.submit
-
-    def recording_submit(messages: list[dict[str, str]], **params: Any):  # type: ignore[no-untyped-def]
-        sent.append([dict(m) for m in messages])
-        return real_submit(messages, **params)
-
-    monkeypatch.setattr(api, "submit", recording_submit)
+                                                                    sent_prompts) -> None:
+    sent = sent_prompts
     window = _cut_answer(open_window, api, qtbot).window
     [answer] = _assistant(window)
     assert (answer.content, answer.finish_reason, answer.completion_tokens) == ("one two three", "length", 3)
