@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from desktop.core.errors import AppError
@@ -33,20 +34,27 @@ class Task(QObject):
     _returned = Signal(object)
     _raised = Signal(object)
 
-    def __init__(self, fn: Callable[[], Any], parent: QObject | None = None) -> None:
+    def __init__(self, fn: Callable[[], Any], parent: QObject | None = None, owner: QObject | None = None) -> None:
         super().__init__(parent)
         self.fn = fn
+        self.owner = owner
         self._returned.connect(self._deliver_result)
         self._raised.connect(self._deliver_error)
 
+    def _owner_gone(self) -> bool:
+        # A window closed while its call ran: its callbacks would touch deleted widgets.
+        return self.owner is not None and not shiboken6.isValid(self.owner)
+
     @Slot(object)
     def _deliver_result(self, value: object) -> None:
-        self.done.emit(value)
+        if not self._owner_gone():
+            self.done.emit(value)
         self.deleteLater()
 
     @Slot(object)
     def _deliver_error(self, exc: object) -> None:
-        self.failed.emit(exc)
+        if not self._owner_gone():
+            self.failed.emit(exc)
         self.deleteLater()
 
 
@@ -82,9 +90,11 @@ class Runner(QObject):
         fn: Callable[[], Any],
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        owner: QObject | None = None,
     ) -> Task:
-        """Start `fn()` on a worker thread; callbacks run on the UI thread."""
-        task = Task(fn, self)
+        """Start `fn()` on a worker thread; callbacks run on the UI thread, and not at all
+        once `owner` (the widget they update) has been deleted."""
+        task = Task(fn, self, owner)
         if on_done is not None:
             task.done.connect(on_done)
         if on_error is not None:

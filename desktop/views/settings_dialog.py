@@ -27,6 +27,9 @@ from desktop.views.screen_fit import fit_dialog, scroll_body
 
 _POOL = re.compile(r"^[\w-]+_[0-9A-Za-z]+$")
 _URL = re.compile(r"^https?://\S+$")
+# The access token goes with every request: over https, or plain http only to this computer
+# (a test stack, `tinyllama local --cognito-…`).
+_API_URL = re.compile(r"^(https://\S+|http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/\S*)?)$")
 
 
 ENGINES = {
@@ -51,8 +54,8 @@ def local_engine_problems(engine: str, url: str, model: str) -> list[str]:
 def aws_profile_problems(values: dict[str, str]) -> list[str]:
     """What is missing or malformed in an AWS profile, in words."""
     problems = []
-    if not _URL.match(values.get("api_url", "")):
-        problems.append("API URL must start with https://")
+    if not _API_URL.match(values.get("api_url", "")):
+        problems.append("API URL must start with https:// (plain http:// only for a stack on this computer)")
     if not values.get("region"):
         problems.append("Region is missing")
     if not _POOL.match(values.get("user_pool_id", "")):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from desktop.core.settings import Settings
 from desktop.views.settings_dialog import SettingsDialog, aws_profile_problems
 from tests.gui.conftest import save_screenshot
@@ -104,3 +106,17 @@ def test_llamacpp_engine_runs_a_gguf_file_kept_apart_from_server_model_names(qtb
         dialog.save()
     saved = json.loads(paths.settings_file.read_text())["local"]
     assert saved["engine"] == "llamacpp" and saved["gguf"] == str(model) and saved["model"] == "llama3.2"
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("https://abc123.execute-api.eu-west-1.amazonaws.com", True),
+    ("http://127.0.0.1:8765", True),
+    ("http://localhost:8765/", True),
+    # The access token would cross the network in the clear.
+    ("http://abc123.execute-api.eu-west-1.amazonaws.com", False),
+    ("http://127.0.0.1.evil.example", False),
+    ("ftp://example.org", False),
+])
+def test_the_api_url_is_https_except_for_a_stack_on_this_computer(url: str, ok: bool) -> None:
+    values = {"api_url": url, "region": "eu-west-1", "user_pool_id": "eu-west-1_AbC123", "client_id": "x"}
+    assert (aws_profile_problems(values) == []) is ok

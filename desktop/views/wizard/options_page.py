@@ -341,7 +341,8 @@ class OptionsPage(QWizardPage):
         self._images_for = key
         self.image_note.setText(f"Listing the images your pipeline baked in {region}…")
         self.ctx.runner.run(lambda: (list_baked_images(session, region), stock_volume_gib(session, region)),
-                            lambda found: self._images_listed(key, *found), lambda exc: self._images_failed(key, exc))
+                            lambda found: self._images_listed(key, *found), lambda exc: self._images_failed(key, exc),
+                            owner=self)
 
     def _images_listed(self, key: tuple[str, int], images: list[WorkerImage], stock_gib: int | None = None) -> None:
         if key != self._images_for:
