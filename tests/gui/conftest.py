@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtWidgets import QTextBrowser
 
 from backend.entrypoints.local import LocalStack
 from desktop.core.history import HistoryStore
@@ -153,6 +154,21 @@ def sent_prompts(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> list[list[d
 
     monkeypatch.setattr(api, "submit", recording_submit)
     return sent
+
+
+def links_to(browser: QTextBrowser, href: str) -> list[int]:
+    """Document positions of the links to `href` in the transcript, in reading order."""
+    found = []
+    block = browser.document().begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fragment = it.fragment()
+            if fragment.charFormat().anchorHref() == href:
+                found.append(fragment.position())
+            it += 1
+        block = block.next()
+    return found
 
 
 def save_screenshot(widget, name: str) -> Path:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QPlainTextEdit, QTextBr
 
 from desktop.core.history import DEFAULT_TITLE
 from desktop.views.chat_view import EDIT_BUSY, EDITING
-from tests.gui.conftest import save_screenshot
+from tests.gui.conftest import links_to, save_screenshot
 
 LONG = " ".join(f"word{i}" for i in range(400))  # ~12 s of echo at 30 ms a word
 TABLE = "Prices:\n\n| fruit | price |\n|---|--:|\n| apple | 1.20 |\n| pear | 0.90 |\n"
@@ -37,24 +37,9 @@ def _ask(window, qtbot, text: str) -> None:  # type: ignore[no-untyped-def]
     qtbot.waitUntil(lambda: _done(window), timeout=20000)
 
 
-def _links(browser: QTextBrowser, href: str) -> list[int]:
-    """Document positions of the links to `href` in the transcript, in reading order."""
-    found = []
-    block = browser.document().begin()
-    while block.isValid():
-        it = block.begin()
-        while not it.atEnd():
-            fragment = it.fragment()
-            if fragment.charFormat().anchorHref() == href:
-                found.append(fragment.position())
-            it += 1
-        block = block.next()
-    return found
-
-
 def _click(qtbot, browser: QTextBrowser, href: str) -> None:  # type: ignore[no-untyped-def]
     """Click the link to `href` with the mouse, where it is drawn, as a person would."""
-    [position] = _links(browser, href)
+    [position] = links_to(browser, href)
     cursor = QTextCursor(browser.document())
     cursor.setPosition(position + 1)
     browser.setTextCursor(cursor)

@@ -7,11 +7,12 @@ with finish_reason "length", as llama.cpp, vLLM and OpenAI do.
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor, QPalette, QTextCursor
+from PySide6.QtGui import QPalette, QTextCursor
 from PySide6.QtWidgets import QApplication, QTextBrowser
 
 from desktop.qt.chat_session import CONTINUE_PROMPT
-from tests.gui.conftest import save_screenshot
+from desktop.views import theme
+from tests.gui.conftest import links_to, save_screenshot
 
 PROMPT = "one two three four five six seven"
 CUT = "cut at the token limit — 3 tokens"
@@ -21,24 +22,9 @@ def _assistant(window):  # type: ignore[no-untyped-def]
     return [m for m in window.history.messages(window.chat.conversation.id) if m.role == "assistant"]
 
 
-def _continue_links(browser: QTextBrowser) -> list[int]:
-    """Document positions of the "Continue" links that are on screen now."""
-    found = []
-    block = browser.document().begin()
-    while block.isValid():
-        it = block.begin()
-        while not it.atEnd():
-            fragment = it.fragment()
-            if fragment.charFormat().anchorHref() == "continue:":
-                found.append(fragment.position())
-            it += 1
-        block = block.next()
-    return found
-
-
 def _click_continue(qtbot, browser: QTextBrowser) -> None:  # type: ignore[no-untyped-def]
     """Click the link with the mouse, where it is drawn, as a person would."""
-    [position] = _continue_links(browser)
+    [position] = links_to(browser, "continue:")
     browser.verticalScrollBar().setValue(browser.verticalScrollBar().maximum())
     cursor = QTextCursor(browser.document())
     cursor.setPosition(position + 1)
@@ -85,7 +71,7 @@ def test_a_cut_answer_is_marked_and_continue_sends_the_conversation(open_window,
     text = window.chat.transcript_text()
     assert text.index("one two three") < text.index(CONTINUE_PROMPT) < text.rindex(follow_up.content)
     # The echo engine cuts the follow-up too: only the newest answer offers Continue.
-    assert follow_up.cut and len(_continue_links(window.chat.transcript)) == 1
+    assert follow_up.cut and len(links_to(window.chat.transcript, "continue:")) == 1
     save_screenshot(window, "cut_answer_continued.png")
 
 
@@ -100,7 +86,7 @@ def test_a_whole_answer_is_not_marked(open_window, api, qtbot) -> None:  # type:
     text = window.chat.transcript_text()
     assert "3 tokens" in text
     assert "cut at the token limit" not in text and "Continue" not in text
-    assert _continue_links(window.chat.transcript) == []
+    assert links_to(window.chat.transcript, "continue:") == []
     window.continue_answer()  # the menu path refuses too: nothing to continue
     assert len(window.history.messages(window.chat.conversation.id)) == 2
 
@@ -124,18 +110,12 @@ def test_the_mark_survives_a_restart_and_continue_still_works(open_window, api, 
 def test_dark_palette_screenshot(open_window, api, qtbot) -> None:  # type: ignore[no-untyped-def]
     app = QApplication.instance()
     assert isinstance(app, QApplication)
-    before = app.palette()
-    dark = QPalette()
-    for role, color in ((QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.WindowText, "#e8eaed"),
-                        (QPalette.ColorRole.Base, "#303134"), (QPalette.ColorRole.Text, "#e8eaed"),
-                        (QPalette.ColorRole.Button, "#303134"), (QPalette.ColorRole.ButtonText, "#e8eaed"),
-                        (QPalette.ColorRole.Link, "#8ab4f8")):
-        dark.setColor(role, QColor(color))
-    app.setPalette(dark)
+    theme.apply(app, "dark")  # the app's own Dark theme
     try:
         window = _cut_answer(open_window, api, qtbot).window
-        assert window.chat.transcript.palette().color(QPalette.ColorRole.Base) == QColor("#303134")
+        assert window.chat.transcript.palette().color(QPalette.ColorRole.Base) == theme.dark_palette().color(
+            QPalette.ColorRole.Base)
         assert CUT in window.chat.transcript_text()
         save_screenshot(window, "cut_answer_dark.png")
     finally:
-        app.setPalette(before)
+        theme.apply(app, "system")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
 from backend.entrypoints.local import LocalStack
@@ -22,6 +22,7 @@ from desktop.core.settings import Settings
 from desktop.qt.runner import Runner
 from desktop.services.credentials import ENGINE_API_KEY, CredentialStore, MemoryKeyring
 from desktop.services.local_profile import LocalProfile
+from desktop.views import theme
 from desktop.views.model_dialog import ModelDialog
 from tests.fixtures.model_server import BYTES_PATH, ModelServer
 from tests.gui.conftest import save_screenshot
@@ -152,21 +153,14 @@ def test_a_server_that_does_not_answer_is_said_in_words(qtbot, paths, runner, se
 def test_dark_palette_screenshot(qtbot, paths, runner, server) -> None:  # type: ignore[no-untyped-def]
     app = QApplication.instance()
     assert isinstance(app, QApplication)
-    before = app.palette()
-    dark = QPalette()
-    for role, color in ((QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.WindowText, "#e8eaed"),
-                        (QPalette.ColorRole.Base, "#303134"), (QPalette.ColorRole.Text, "#e8eaed"),
-                        (QPalette.ColorRole.Button, "#303134"), (QPalette.ColorRole.ButtonText, "#e8eaed")):
-        dark.setColor(role, QColor(color))
-    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
-        dark.setColor(QPalette.ColorGroup.Disabled, role, QColor("#80868b"))  # greyed-out choices stay visible
-    app.setPalette(dark)
+    theme.apply(app, "dark")  # the app's own Dark theme
     try:
         dialog = _dialog(qtbot, paths, runner, _model(server))
-        assert dialog.palette().color(QPalette.ColorRole.Window) == QColor("#202124")
+        window_colour = theme.dark_palette().color(QPalette.ColorRole.Window)
+        assert dialog.palette().color(QPalette.ColorRole.Window) == window_colour
         save_screenshot(dialog, "model_dialog_dark.png")
     finally:
-        app.setPalette(before)
+        theme.apply(app, "system")
 
 
 def _fast_stack(**kwargs):  # type: ignore[no-untyped-def]
