@@ -35,6 +35,7 @@ from desktop.services.api import ApiClient
 from desktop.views import theme
 from desktop.views.chat_view import EDIT_BUSY, ChatView
 from desktop.views.conversation_list import ConversationList
+from desktop.views.screen_fit import FRAME_ALLOWANCE_PX
 from desktop.views.wake_status import WakeStatusBar
 
 SIGN_IN_FIRST = "Sign in from Account → Sign in… first; your prompt is still in the box."
@@ -44,9 +45,6 @@ NOT_CONNECTED = "Not connected yet; your prompt is still in the box. Send it aga
 GEOMETRY_SAVE_MS = 500
 # How long a passing word ("Copied the answer.", "Saved to …") stays in the status bar.
 NOTE_MS = 4000
-# Window-manager frame and title bar around a window before its first show (logical px), left
-# free on screen: the real frame is known only once the window manager has drawn it.
-FRAME_ALLOWANCE_PX = (16, 48)
 # The first window's size (logical px) where the screen has room for it.
 DEFAULT_SIZE = (1000, 680)
 # Below this the chat list, the prompt box and Send no longer fit side by side; it still fits a

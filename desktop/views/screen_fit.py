@@ -7,11 +7,18 @@ and they open no larger than the screen's available area.
 
 from __future__ import annotations
 
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QScreen
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
-# The window manager's frame and title bar (logical px), not known before the first show.
+# The window manager's frame and title bar around a window (logical px), left free on screen:
+# the real frame is known only once the window manager has drawn it.
 FRAME_ALLOWANCE_PX = (16, 48)
+
+
+def _screen_of(window: QWidget) -> QScreen | None:
+    """The screen a window opens on: its parent's, else its own, else the primary one."""
+    parent = window.parentWidget()
+    return (parent.screen() if parent is not None else None) or window.screen() or QGuiApplication.primaryScreen()
 
 
 def scroll_body(parent: QWidget) -> tuple[QScrollArea, QVBoxLayout]:
@@ -30,8 +37,7 @@ def fit_dialog(dialog: QWidget, area: QScrollArea) -> None:
     """Size `dialog` to show all of `area`'s body where the screen has room, less where not
     (the body then scrolls; the buttons outside it stay in reach). Call before it shows: Qt
     then places it over its parent and inside the screen with this size."""
-    parent = dialog.parentWidget()
-    screen = (parent.screen() if parent is not None else None) or dialog.screen() or QGuiApplication.primaryScreen()
+    screen = _screen_of(dialog)
     if screen is None:
         return
     room = screen.availableGeometry()
@@ -49,8 +55,7 @@ def fit_dialog(dialog: QWidget, area: QScrollArea) -> None:
 def resize_within_screen(window: QWidget, width: int, height: int) -> None:
     """`window.resize(width, height)`, but no larger than its screen's available area (the
     deploy wizard's 900×620 is 1800×1240 pixels at 200 %: more than a 1400×900 screen)."""
-    parent = window.parentWidget()
-    screen = (parent.screen() if parent is not None else None) or window.screen() or QGuiApplication.primaryScreen()
+    screen = _screen_of(window)
     if screen is not None:
         room = screen.availableGeometry()
         width = min(width, room.width() - FRAME_ALLOWANCE_PX[0])

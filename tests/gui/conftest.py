@@ -72,6 +72,11 @@ def collect_qt_garbage(qapp) -> Iterator[None]:  # type: ignore[no-untyped-def]
         qapp.processEvents()
 
 
+def fast_local_stack(**kwargs: Any) -> LocalStack:
+    """A LocalProfile's stack factory: the real stack, its echo engine quick (10 ms a word)."""
+    return LocalStack(echo_delay_s=0.01, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     """One real local stack (router, Redis, echo worker) shared by the GUI tests.

@@ -9,21 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backend.entrypoints.local import LocalStack
 from desktop.app import App
 from desktop.core.paths import AppPaths
 from desktop.core.platform_check import XCB_LIBRARIES, missing_libraries
 from desktop.services.credentials import CredentialStore, MemoryKeyring
 from desktop.services.local_profile import LocalProfile
-from tests.gui.conftest import save_screenshot
-
-
-def _fast_stack(**kwargs):  # type: ignore[no-untyped-def]
-    return LocalStack(echo_delay_s=0.01, **kwargs)
+from tests.gui.conftest import fast_local_stack, save_screenshot
 
 
 def test_first_run_is_local_and_works(qtbot, paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
-    app = App(paths, CredentialStore(MemoryKeyring()), LocalProfile(stack_factory=_fast_stack))
+    app = App(paths, CredentialStore(MemoryKeyring()), LocalProfile(stack_factory=fast_local_stack))
     qtbot.addWidget(app.window)
     try:
         app.window.show()

@@ -13,6 +13,7 @@ from desktop.app import App
 from desktop.core.paths import AppPaths
 from desktop.services.credentials import CredentialStore, MemoryKeyring
 from tests.fixtures.aws import REGION, CognitoUser
+from tests.gui.conftest import fast_local_stack
 
 
 @pytest.fixture
@@ -72,10 +73,6 @@ def test_sign_in_send_restart_sign_out(qtbot, paths: AppPaths, cognito_stack) ->
         again.shutdown()
 
 
-def _fast_stack(**kwargs):  # type: ignore[no-untyped-def]
-    return LocalStack(echo_delay_s=0.01, **kwargs)
-
-
 def _accept_profile(qtbot, app: App, choose) -> None:  # type: ignore[no-untyped-def]
     """Account → Profile…, as a person does it: the dialog opens, `choose` fills it, OK."""
     app.window.settings_requested.emit()
@@ -91,7 +88,7 @@ def test_switching_local_to_aws_and_back_needs_no_restart(qtbot, paths: AppPaths
     user, stack = cognito_stack
     from desktop.services.local_profile import LocalProfile
 
-    app = App(paths, CredentialStore(MemoryKeyring()), LocalProfile(stack_factory=_fast_stack))
+    app = App(paths, CredentialStore(MemoryKeyring()), LocalProfile(stack_factory=fast_local_stack))
     qtbot.addWidget(app.window)
     try:
         app.window.show()

@@ -14,7 +14,6 @@ import pytest
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
-from backend.entrypoints.local import LocalStack
 from desktop.app import App
 from desktop.core.model_catalog import TINYLLAMA_CHAT, CatalogModel
 from desktop.core.paths import AppPaths
@@ -25,7 +24,7 @@ from desktop.services.local_profile import LocalProfile
 from desktop.views import theme
 from desktop.views.model_dialog import ModelDialog
 from tests.fixtures.model_server import BYTES_PATH, ModelServer
-from tests.gui.conftest import save_screenshot
+from tests.gui.conftest import fast_local_stack, save_screenshot
 
 PAYLOAD = b"GGUF" + os.urandom(2 * (1 << 20))
 
@@ -163,13 +162,9 @@ def test_dark_palette_screenshot(qtbot, paths, runner, server) -> None:  # type:
         theme.apply(app, "system")
 
 
-def _fast_stack(**kwargs):  # type: ignore[no-untyped-def]
-    return LocalStack(echo_delay_s=0.01, **kwargs)
-
-
 def test_first_run_offers_a_model_and_switching_needs_no_restart(qtbot, paths: AppPaths,  # type: ignore[no-untyped-def]
                                                                  openai_server) -> None:
-    app = App(paths, CredentialStore(MemoryKeyring()), LocalProfile(stack_factory=_fast_stack))
+    app = App(paths, CredentialStore(MemoryKeyring()), LocalProfile(stack_factory=fast_local_stack))
     qtbot.addWidget(app.window)
     try:
         app.window.show()

@@ -9,12 +9,11 @@ import json
 
 from PySide6.QtCore import Qt
 
-from backend.entrypoints.local import LocalStack
 from desktop.app import App
 from desktop.core.paths import AppPaths
 from desktop.services.credentials import CredentialStore, MemoryKeyring
 from desktop.services.local_profile import LocalProfile
-from tests.gui.conftest import save_screenshot
+from tests.gui.conftest import fast_local_stack, save_screenshot
 
 
 def test_titles_survive_chat_settings_changes_and_a_restart(open_window, api, qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -61,12 +60,8 @@ def test_a_prompt_that_cannot_go_out_stays_in_the_box(open_window, qtbot) -> Non
     save_screenshot(window, "prompt_kept_signed_out.png")
 
 
-def _fast_stack(**kwargs):  # type: ignore[no-untyped-def]
-    return LocalStack(echo_delay_s=0.01, **kwargs)
-
-
 def test_a_prompt_sent_while_the_local_stack_starts_goes_out_when_it_is_ready(qtbot, paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
-    app = App(paths, CredentialStore(MemoryKeyring()), LocalProfile(stack_factory=_fast_stack))
+    app = App(paths, CredentialStore(MemoryKeyring()), LocalProfile(stack_factory=fast_local_stack))
     qtbot.addWidget(app.window)
     try:
         app.window.show()
