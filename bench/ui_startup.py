@@ -1,51 +1,38 @@
-"""Start-up of the desktop app, before and after the local stack left the GUI process.
+"""Start-up of the desktop app next to a bare PySide6 window.
 
-Each run is a fresh process (`python bench/ui_startup.py --child KIND`) that reports the
-seconds from its own start to the window being shown and painted once, to the Local
-profile being connected (the API client made), and its resident memory then:
+Each run is a fresh process (`python bench/ui_startup.py --child KIND`). It reports the
+seconds from the moment the parent spawned it (time.monotonic is system-wide, so the
+interpreter's own start counts, as it does for a person) to the event-loop turn after the
+window's first paint, and to the Local profile being connected; and its resident memory
+at both:
 
-- `bare`     a bare PySide6 QMainWindow started the same way (the floor);
-- `inproc`   the app hosting the local stack in its own process (how it was before:
-             router, Redis client and Powertools loaded into the GUI);
-- `service`  the app as it is: it connects to the background service `tinyllama local
-             --service` (started by the first run, reused by the others, as a second
-             launch of the app reuses it).
+- `bare`       a bare PySide6 QMainWindow shown the same way (the floor);
+- `app`        the app's real launch (`desktop.app.launch`: single instance, logging,
+               theme, window, help menu) with an empty history; it connects to the
+               background service `tinyllama local --service`, started by the first run and
+               reused by the others, as a second launch reuses it;
+- `returning`  the same with a chat of 20 Markdown answers (code blocks, a table) reopened.
 
-Memory is read twice: when the window is shown (what the first screen loaded) and once
-connected (the HTTP client loads with the first API call). Prints medians and the ratios;
-no pass/fail. Offscreen by default; in a real X window:
+Prints medians and the ratios; no pass/fail. Offscreen by default; in a real X window:
 
-    .venv/bin/python bench/ui_startup.py [--runs 5]
+    .venv/bin/python -m bench ui_startup [--runs 5]
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python -m bench ui_startup
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+T0_ENV = "TINYLLAMA_BENCH_T0"
 
 
-def _process_age_s() -> float:
-    """Seconds since this process started (Linux /proc; elsewhere: since import)."""
-    try:
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
-        return time.time() - (boot + ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, StopIteration, IndexError, ValueError):
-        return time.perf_counter() - _IMPORTED
-
-
-_IMPORTED = time.perf_counter()
+def _since_spawn_s() -> float:
+    return time.monotonic() - float(os.environ[T0_ENV])
 
 
 def _rss_mb() -> float:
@@ -60,70 +47,91 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(kind: str) -> None:
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QMainWindow
-
-    qt_app = QApplication([sys.argv[0]])
+def child(kind: str, data_dir: Path) -> None:
     result: dict[str, float] = {}
     app = None
     if kind == "bare":
+        from PySide6.QtWidgets import QApplication, QMainWindow
+
+        qt_app = QApplication([sys.argv[0]])
         window = QMainWindow()
         window.resize(1000, 680)
-    else:
-        from desktop.app import App
-        from desktop.core.paths import AppPaths
+        window.show()
+    else:  # the path of the `tinyllama` command with no arguments
+        import desktop.cli  # noqa: F401 (the console script's module, imported first)
+        from desktop.app import launch
         from desktop.services.credentials import CredentialStore, MemoryKeyring
-        from desktop.services.local_profile import LocalProfile
 
-        factory = None
-        if kind == "inproc":
-            from backend.entrypoints.local import LocalStack
-
-            factory = LocalStack
-        tmp = Path(tempfile.mkdtemp(prefix="tinyllama-bench-"))
-        # A returning person's launch: the very first one also opens the model offer, whose
-        # download code (requests, ssl) then loads before the window is painted.
-        (tmp / "config").mkdir()
-        (tmp / "config" / "settings.json").write_text(json.dumps({"local": {"model_offered": True}}))
-        app = App(AppPaths(tmp / "config", tmp / "data"), CredentialStore(MemoryKeyring()),
-                  LocalProfile(stack_factory=factory))
+        launched = launch(data_dir, CredentialStore(MemoryKeyring()))
+        assert launched is not None
+        app, _help = launched
         window = app.window
+        from PySide6.QtWidgets import QApplication
+
+        qt_app = QApplication.instance()
+    from PySide6.QtCore import QEvent, QObject, QTimer
 
     def connected() -> None:
         if app is not None and app.api is None:
             QTimer.singleShot(5, connected)
             return
-        result["connected_s"] = _process_age_s()
+        result["connected_s"] = _since_spawn_s()
         result["rss_mb"] = _rss_mb()
         qt_app.quit()
 
     def shown() -> None:
-        result["shown_s"] = _process_age_s()
+        result["shown_s"] = _since_spawn_s()
         result["shown_rss_mb"] = _rss_mb()
         connected()
 
-    window.show()
-    if app is not None:
-        app.start()  # connects the Local profile in the background, as on a real launch
-    QTimer.singleShot(0, shown)  # runs after the first show/paint events are processed
+    class FirstPaint(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint and "shown_s" not in result:
+                window.removeEventFilter(self)
+                QTimer.singleShot(0, shown)  # the turn after the paint, as the app's own start
+            return False
+
+    first_paint = FirstPaint()
+    window.installEventFilter(first_paint)
     qt_app.exec()
-    if app is not None:
-        app.shutdown()
     print(json.dumps(result))
 
 
-KINDS = ("bare", "inproc", "service")
+def _returning_history(data_dir: Path) -> None:
+    """A person's second launch: settings saved, one chat of 20 Markdown answers."""
+    from desktop.core.history import HistoryStore
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    history = HistoryStore(data_dir / "history.sqlite3")
+    chat = history.create_conversation("Sorting in Python")
+    answer = ("Use **sorted()** with a key:\n\n```python\nrows = sorted(rows, key=lambda r: r[1])\n```\n\n"
+              "| call | stable |\n|---|---|\n| sorted | yes |\n| list.sort | yes |\n")
+    for i in range(20):
+        history.add_message(chat.id, "user", f"Question {i}: how do I sort?")
+        history.add_message(chat.id, "assistant", answer, status="done")
+    history.close()
+
+
+KINDS = ("bare", "app", "returning")
 METRICS = ("shown_s", "connected_s", "shown_rss_mb", "rss_mb")
 
 
-def run(kind: str, service_dir: Path) -> dict[str, float]:
-    env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-               PYTHONPATH=str(ROOT), TINYLLAMA_RUNTIME_DIR=str(service_dir / "runtime"),
-               TINYLLAMA_DATA_DIR=str(service_dir / "data"))
-    out = subprocess.run([sys.executable, __file__, "--child", kind], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=120, check=True)
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+def run(kind: str, service_dir: Path, template: Path) -> dict[str, float]:
+    import shutil
+    import subprocess
+    import tempfile
+
+    data_dir = Path(tempfile.mkdtemp(prefix="tinyllama-bench-data-"))
+    try:
+        shutil.copytree(template / kind, data_dir, dirs_exist_ok=True)
+        env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+                   PYTHONPATH=str(ROOT), TINYLLAMA_RUNTIME_DIR=str(service_dir / "runtime"),
+                   TINYLLAMA_DATA_DIR=str(service_dir / "data"), **{T0_ENV: repr(time.monotonic())})
+        out = subprocess.run([sys.executable, __file__, "--child", kind, str(data_dir)], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120, check=True)
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _stop_service(service_dir: Path) -> None:
@@ -137,38 +145,52 @@ def _stop_service(service_dir: Path) -> None:
         pass
 
 
+def _templates(root: Path) -> Path:
+    """Each kind's data folder as a launch finds it (copied fresh for every run)."""
+    settings = json.dumps({"local": {"model_offered": True}})  # a returning person's launch
+    for kind in KINDS:
+        (root / kind).mkdir(parents=True)
+        (root / kind / "settings.json").write_text(settings)
+    _returning_history(root / "returning")
+    return root
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=KINDS)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args(argv or [])
-    if args.child:
-        child(args.child)
+    argv = argv or []
+    if argv[:1] == ["--child"]:  # the measured process: nothing else imported first
+        child(argv[1], Path(argv[2]))
         return
-    service_dir = Path(tempfile.mkdtemp(prefix="tinyllama-bench-service-"))
+    import argparse
+    import shutil
+    import statistics
+    import tempfile
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="tinyllama-bench-startup-"))
+    service_dir, template = scratch / "service", _templates(scratch / "template")
     results: dict[str, list[dict[str, float]]] = {k: [] for k in KINDS}
     try:
+        run("app", service_dir, template)  # starts the background service; not counted
         for _ in range(args.runs):  # interleaved, so drift in the machine hits all alike
             for kind in KINDS:
-                results[kind].append(run(kind, service_dir))
+                results[kind].append(run(kind, service_dir, template))
     finally:
         _stop_service(service_dir)
+        shutil.rmtree(scratch, ignore_errors=True)
     med = {k: {m: statistics.median(r[m] for r in v) for m in METRICS} for k, v in results.items()}
     print(f"runs: {args.runs} each, QT_QPA_PLATFORM={os.environ.get('QT_QPA_PLATFORM', 'offscreen')}")
     for kind in KINDS:
         m = med[kind]
-        print(f"{kind:8s} window shown after {m['shown_s'] * 1000:6.0f} ms, connected after"
+        print(f"{kind:9s} window shown after {m['shown_s'] * 1000:6.0f} ms, connected after"
               f" {m['connected_s'] * 1000:6.0f} ms, RSS {m['shown_rss_mb']:6.1f} MB shown,"
               f" {m['rss_mb']:6.1f} MB connected")
-    cold = results["service"][0]["connected_s"]
-    print(f"first service run (it starts the service): connected after {cold * 1000:.0f} ms")
-    for kind in ("inproc", "service"):
+    for kind in ("app", "returning"):
         print(f"ratio {kind}/bare: shown {med[kind]['shown_s'] / med['bare']['shown_s']:.2f}x,"
               f" memory shown {med[kind]['shown_rss_mb'] / med['bare']['shown_rss_mb']:.2f}x,"
-              f" connected {med[kind]['rss_mb'] / med['bare']['rss_mb']:.2f}x")
-    print(f"ratio service/inproc: shown {med['service']['shown_s'] / med['inproc']['shown_s']:.2f}x,"
-          f" connected {med['service']['connected_s'] / med['inproc']['connected_s']:.2f}x,"
-          f" memory {med['service']['rss_mb'] / med['inproc']['rss_mb']:.2f}x")
+              f" connected {med[kind]['connected_s'] / med['bare']['shown_s']:.2f}x,"
+              f" memory connected {med[kind]['rss_mb'] / med['bare']['rss_mb']:.2f}x")
 
 
 if __name__ == "__main__":

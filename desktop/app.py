@@ -43,12 +43,12 @@ class App:
     """Owns the services' lifetimes; `start()` connects the window to the profile."""
 
     def __init__(self, paths: AppPaths, credentials: CredentialStore | None = None,
-                 local: LocalProfile | None = None) -> None:
+                 local: LocalProfile | None = None, settings: Settings | None = None) -> None:
         from desktop.qt.runner import Runner
         from desktop.views.main_window import MainWindow
 
         self.paths = paths
-        self.settings = Settings(paths.settings_file)
+        self.settings = settings or Settings(paths.settings_file)
         self.first_run = self.settings.first_run
         self.history = HistoryStore(paths.history_db)
         self.credentials = credentials or CredentialStore()
@@ -331,36 +331,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="keep settings and history here")
     args = parser.parse_args(argv)
 
-    from desktop.core.platform_check import xcb_problem
-
-    if problem := xcb_problem():  # said before Qt aborts, naming every missing library, not just the first
-        print(problem, file=sys.stderr)
-
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from desktop.core.diagnostics import RecentErrors, default_log_dir, setup_logging
-    from desktop.qt.single_instance import SingleInstance, server_name
-    from desktop.views import theme
-
-    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
-    qt_app.setApplicationName("TinyLlama")
-    paths = AppPaths(args.data_dir, args.data_dir) if args.data_dir else AppPaths.default()
-    instance = SingleInstance(server_name(paths.data_dir))
-    if instance.activate_running():
+    launched = launch(args.data_dir)
+    if launched is None:
         return 0  # the running app shows its window; a second one would share its history
-    log_dir = args.data_dir / "logs" if args.data_dir else default_log_dir()
-    recent = RecentErrors()
-    log_file = setup_logging(log_dir, recent)
-    instance.listen()
-    app = App(paths)
-    theme.apply(qt_app, str(app.settings.get("appearance.theme")))
-    instance.activated.connect(app.window.bring_to_front)
-    _help = _add_help(app, log_dir, recent, log_file)  # alive while we run
-    qt_app.aboutToQuit.connect(app.shutdown)
-    qt_app.aboutToQuit.connect(instance.close)
-    app.window.show()
-    app.start()
+    app, _help = launched  # the help menu stays alive while we run
+    qt_app = QApplication.instance()
+    assert qt_app is not None
     if os.environ.get("TINYLLAMA_SMOKE_TEST"):
         # packaging/build.py's smoke test of the bundle: the window painted and the profile
         # connected (for Local, to the background service this bundle started), then quit.
@@ -378,6 +357,47 @@ def main(argv: list[str] | None = None) -> int:
 
         QTimer.singleShot(0, smoke_check)
     return int(qt_app.exec())
+
+
+def launch(data_dir: Path | None, credentials: CredentialStore | None = None) -> tuple[App, object] | None:
+    """Everything a launch does up to the window on screen (QApplication included); None
+    when another instance already runs (it was asked to show its window). The profile
+    connects after the window's first paint, so a person sees the window at once.
+    bench/ui_startup.py times exactly this."""
+    from desktop.core.diagnostics import RecentErrors, default_log_dir, setup_logging
+    from desktop.core.platform_check import xcb_problem
+
+    if problem := xcb_problem():  # said before Qt aborts, naming every missing library, not just the first
+        print(problem, file=sys.stderr)
+
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.qt.first_paint import after_first_paint
+    from desktop.qt.single_instance import SingleInstance, server_name
+    from desktop.views import theme
+
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(qt_app, QApplication)
+    qt_app.setApplicationName("TinyLlama")
+    paths = AppPaths(data_dir, data_dir) if data_dir else AppPaths.default()
+    instance = SingleInstance(server_name(paths.data_dir), qt_app)  # listens as long as the app runs
+    if instance.activate_running():
+        return None
+    log_dir = data_dir / "logs" if data_dir else default_log_dir()
+    recent = RecentErrors()
+    log_file = setup_logging(log_dir, recent)
+    instance.listen()
+    settings = Settings(paths.settings_file)
+    # Before the window exists: its widgets are polished once, in the chosen theme.
+    theme.apply(qt_app, str(settings.get("appearance.theme")))
+    app = App(paths, credentials, settings=settings)
+    instance.activated.connect(app.window.bring_to_front)
+    help_menu = _add_help(app, log_dir, recent, log_file)
+    qt_app.aboutToQuit.connect(app.shutdown)
+    qt_app.aboutToQuit.connect(instance.close)
+    app.window.show()
+    after_first_paint(app.window, app.start)
+    return app, help_menu
 
 
 def _add_help(app: App, log_dir: Path, recent: RecentErrors, log_file: Path) -> object:

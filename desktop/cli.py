@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import sys
 
-from backend.entrypoints import commands
-
 
 def main(argv: list[str] | None = None) -> int:
     """Parse and run; no command opens the app."""
+    if not (sys.argv[1:] if argv is None else argv):
+        # The double-click: straight to the window, without building every subcommand's parser.
+        from desktop.app import main as app_main
+
+        return app_main([])
+    from backend.entrypoints import commands
+
     parser, sub = commands.build_parser()
     from desktop import deploy_cli
 

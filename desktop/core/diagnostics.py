@@ -14,7 +14,6 @@ import re
 import sys
 from collections import deque
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from desktop.core.paths import APP_NAME
@@ -56,6 +55,8 @@ def redact(text: str) -> str:
 
 def app_version() -> str:
     """The installed (or bundled) distribution's version: pyproject.toml's, via its metadata."""
+    from importlib.metadata import PackageNotFoundError, version  # heavy: loaded when asked
+
     try:
         return version("tinyllama")
     except PackageNotFoundError:

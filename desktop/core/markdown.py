@@ -4,19 +4,20 @@ Each code block gets a `copy:<n>` link; the view maps it back to `code_blocks[n]
 HTML in the model's output is escaped, never rendered. Code blocks take their colours
 from a CodeStyle (the view's theme picks one that fits a light or a dark palette).
 `plain_text` gives the words of a Markdown text without its marks (auto titles).
+
+markdown-it and Pygments load with the first text rendered, not with this module: an
+empty chat's window paints without them (bench/ui_startup.py).
 """
 
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer
-from pygments.styles import get_style_by_name
-from pygments.util import ClassNotFound
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from pygments.formatters import HtmlFormatter
 
 # QTextDocument draws no CSS borders on tables; the HTML 4 attributes it does read. With
 # border-collapse (Qt 5.14+) the cells share one line instead of a double frame.
@@ -41,7 +42,11 @@ class CodeStyle:
     link: str = ""
 
     def block_background(self) -> str:
-        return self.background or str(get_style_by_name(self.pygments_style).background_color)
+        if self.background:
+            return self.background
+        from pygments.styles import get_style_by_name
+
+        return str(get_style_by_name(self.pygments_style).background_color)
 
 
 @dataclass
@@ -52,7 +57,16 @@ class Rendered:
     code_blocks: list[str] = field(default_factory=list)
 
 
+def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
 def _lexer(lang: str, code: str):  # type: ignore[no-untyped-def]
+    from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer
+    from pygments.util import ClassNotFound
+
     if lang:
         try:
             return get_lexer_by_name(lang)
@@ -68,18 +82,25 @@ class MarkdownRenderer:
     """Render message text; `block_offset` numbers copy links across a whole transcript."""
 
     def __init__(self, code_style: CodeStyle | None = None) -> None:
-        self._md = MarkdownIt("commonmark", {"html": False}).enable("table")
-        self._md.add_render_rule("table_open", lambda *_args: _TABLE_OPEN + "\n")
+        self._md: MarkdownIt | None = None
         self.code_style = code_style or CodeStyle()
         self._formatters: dict[str, HtmlFormatter] = {}
 
     def _formatter(self) -> HtmlFormatter:
+        from pygments.formatters import HtmlFormatter
+
         name = self.code_style.pygments_style
         if name not in self._formatters:
             self._formatters[name] = HtmlFormatter(noclasses=True, nowrap=True, style=name)
         return self._formatters[name]
 
     def render(self, text: str, block_offset: int = 0) -> Rendered:
+        from pygments import highlight
+
+        if self._md is None:
+            self._md = _markdown()
+            self._md.add_render_rule("table_open", lambda *_args: _TABLE_OPEN + "\n")
+        md = self._md
         blocks: list[str] = []
         style, formatter = self.code_style, self._formatter()
         label_colour = f"color:{style.label}; " if style.label else ""
@@ -102,9 +123,9 @@ class MarkdownRenderer:
                 "</table>"
             )
 
-        self._md.add_render_rule("fence", fence)
-        self._md.add_render_rule("code_block", fence)
-        return Rendered(self._md.render(text), blocks)
+        md.add_render_rule("fence", fence)
+        md.add_render_rule("code_block", fence)
+        return Rendered(md.render(text), blocks)
 
 
 def plain_text(text: str) -> str:
@@ -112,7 +133,7 @@ def plain_text(text: str) -> str:
     backticks, list marks and quote marks go; `[label](url)` keeps the label; a code
     block keeps its code."""
     words: list[str] = []
-    for token in MarkdownIt("commonmark", {"html": False}).enable("table").parse(text):
+    for token in _markdown().parse(text):
         if token.type in ("fence", "code_block"):
             words.append(token.content)
         for child in token.children or ():

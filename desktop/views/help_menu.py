@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
@@ -23,6 +22,8 @@ FALLBACK_LICENCE = "Apache-2.0"  # pyproject.toml's, for a bundle without packag
 
 def licence() -> str:
     """The licence pyproject.toml declares, read from the installed package's metadata."""
+    from importlib.metadata import PackageNotFoundError, metadata  # heavy: loaded for About only
+
     try:
         return metadata("tinyllama").get("License") or FALLBACK_LICENCE
     except PackageNotFoundError:

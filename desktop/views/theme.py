@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from string import Template
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -216,19 +216,20 @@ def on_change(slot: object) -> None:
 
 
 class _Watcher(QObject):
-    """One per application: sees its palette change and re-styles what follows the theme."""
+    """One per application: re-styles what follows the theme after `apply` changed the
+    palette, and follows the system's light or dark. (Not an event filter on the
+    application: that would see every event of every object, and make Python wrap each
+    one, at start-up and forever.)"""
 
     changed = Signal()
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is QGuiApplication.instance() and event.type() == QEvent.Type.ApplicationPaletteChange:
-            current = colours()
-            for widget in QApplication.allWidgets():
-                template = widget.property(_TEMPLATE_PROPERTY)
-                if isinstance(template, str):
-                    _apply_template(widget, template, current)
-            self.changed.emit()
-        return False
+    def restyle(self) -> None:
+        current = colours()
+        for widget in QApplication.allWidgets():
+            template = widget.property(_TEMPLATE_PROPERTY)
+            if isinstance(template, str):
+                _apply_template(widget, template, current)
+        self.changed.emit()
 
     def scheme_changed(self, _scheme: object) -> None:
         """The system went light or dark: follow it when the person chose System."""
@@ -247,7 +248,6 @@ def _watcher() -> _Watcher:
         return watcher
     assert app is not None, "a QApplication must exist before views are styled"
     watcher = _Watcher(app)
-    app.installEventFilter(watcher)
     if hasattr(app.styleHints(), "colorSchemeChanged"):
         app.styleHints().colorSchemeChanged.connect(watcher.scheme_changed)
     _state.update(watcher=watcher, app=app)
@@ -303,13 +303,12 @@ def light_palette() -> QPalette:
 
 def apply(app: QCoreApplication, choice: str) -> None:
     """Apply "light", "dark" or "system" (anything else counts as system) now; every view
-    re-renders through the palette change. Without widgets (a QCoreApplication) there is
-    nothing to colour."""
+    re-renders through `on_change`. Without widgets (a QCoreApplication) there is nothing
+    to colour."""
     if not isinstance(app, QApplication):
         return
     choice = choice if choice in CHOICES else DEFAULT_CHOICE
-    _watcher()
-    _state.setdefault("platform_style", app.style().name())  # the one Qt chose, for System
+    watcher = _watcher()
     _state["choice"] = choice
     hints = app.styleHints()
     scheme = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}.get(choice)
@@ -319,19 +318,26 @@ def apply(app: QCoreApplication, choice: str) -> None:
         else:
             hints.setColorScheme(scheme)
     if choice == "system":
-        style = str(_state["platform_style"])
-        if app.style().name() != style:
-            app.setStyle(style)
+        if "platform_style" in _state:  # Light or Dark chose Fusion before: back to Qt's own
+            _set_style(app, str(_state["platform_style"]))
         app.setPalette(QPalette())  # resolves to the platform theme's palette
         system_dark = hints.colorScheme() == Qt.ColorScheme.Dark
         if system_dark and app.palette().color(QPalette.ColorRole.Window).lightnessF() >= 0.5:
             # the platform says dark but its style paints light: Fusion can do dark everywhere
-            app.setStyle("Fusion")
+            _set_style(app, "Fusion")
             app.setPalette(dark_palette())
-        return
-    if app.style().name().lower() != "fusion":
-        app.setStyle("Fusion")
-    app.setPalette(dark_palette() if choice == "dark" else light_palette())
+    else:
+        _set_style(app, "Fusion")
+        app.setPalette(dark_palette() if choice == "dark" else light_palette())
+    watcher.restyle()
+
+
+def _set_style(app: QApplication, name: str) -> None:
+    # The style Qt chose is remembered for System before the first change. (Only then:
+    # asking for app.style() makes Python wrap QStyle and its many enums, 10+ ms at start-up.)
+    _state.setdefault("platform_style", app.style().name())
+    if app.style().name().lower() != name.lower():
+        app.setStyle(name)
 
 
 def current_choice() -> str:
