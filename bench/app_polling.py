@@ -46,13 +46,15 @@ def as_the_app(session: requests.Session, url: str) -> float:
     rid = session.post(f"{url}/prompts", json={"messages": MESSAGES, "max_tokens": TOKENS * 2},
                        timeout=10).json()["request_id"]
     pause = threading.Event()
+    previous, chars = None, 0
     while True:
         job = session.get(f"{url}/prompts/{rid}", timeout=10).json()
         if job["status"] == "done":
             assert job["text"] == PROMPT
             LAST_TOTAL_S.append(job["timings"]["total_s"])
             return time.perf_counter() - start
-        pause.wait(prompt_interval(job["status"]))
+        pause.wait(prompt_interval(job["status"], previous=previous, new_chars=len(job["text"]) - chars))
+        previous, chars = job["status"], len(job["text"])
 
 
 def at_once(n: int, pool: ThreadPoolExecutor, engine: EchoEngine, url: str, token: str) -> tuple[float, float]:

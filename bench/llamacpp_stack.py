@@ -72,6 +72,7 @@ def _through(session: requests.Session, url: str) -> tuple[float, float, int]:
     rid = session.post(f"{url}/prompts", json={"messages": MESSAGES, "max_tokens": MAX_TOKENS}, timeout=10).json()[
         "request_id"]
     first = None
+    previous, chars = None, 0
     while True:
         job = session.get(f"{url}/prompts/{rid}", timeout=10).json()
         if first is None and job["text"]:
@@ -81,7 +82,8 @@ def _through(session: requests.Session, url: str) -> tuple[float, float, int]:
             timings = job["timings"]
             STACK_OWN.append(((timings["queued_s"] or 0) + (timings["first_token_s"] or 0), timings["total_s"]))
             return first or 0.0, time.perf_counter() - start, job["usage"]["completion_tokens"]
-        _pause.wait(prompt_interval(job["status"]))
+        _pause.wait(prompt_interval(job["status"], previous=previous, new_chars=len(job["text"]) - chars))
+        previous, chars = job["status"], len(job["text"])
 
 
 STACK_OWN: list[tuple[float, float]] = []

@@ -7,6 +7,9 @@ window's first paint, and to the Local profile being connected; and its resident
 at both:
 
 - `bare`       a bare PySide6 QMainWindow shown the same way (the floor);
+- `widgets`    a PySide6 window with the first screen's kinds of widgets and text, and no
+               app code: what PySide6 itself costs for such a window (its enums, the
+               style, the fonts);
 - `app`        the app's real launch (`desktop.app.launch`: single instance, logging,
                theme, window, help menu) with an empty history; it connects to the
                background service `tinyllama local --service`, started by the first run and
@@ -26,6 +29,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QMainWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 T0_ENV = "TINYLLAMA_BENCH_T0"
@@ -56,6 +63,12 @@ def child(kind: str, data_dir: Path) -> None:
         qt_app = QApplication([sys.argv[0]])
         window = QMainWindow()
         window.resize(1000, 680)
+        window.show()
+    elif kind == "widgets":
+        from PySide6.QtWidgets import QApplication
+
+        qt_app = QApplication([sys.argv[0]])
+        window = _widgets_window()
         window.show()
     else:  # the path of the `tinyllama` command with no arguments
         import desktop.cli  # noqa: F401 (the console script's module, imported first)
@@ -97,6 +110,62 @@ def child(kind: str, data_dir: Path) -> None:
     print(json.dumps(result))
 
 
+def _widgets_window() -> QMainWindow:
+    """The first screen's kinds of widgets, with words in them, and no app code."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import (
+        QComboBox,
+        QDoubleSpinBox,
+        QHBoxLayout,
+        QLabel,
+        QLineEdit,
+        QListWidget,
+        QMainWindow,
+        QPlainTextEdit,
+        QPushButton,
+        QSpinBox,
+        QSplitter,
+        QTextBrowser,
+        QVBoxLayout,
+        QWidget,
+    )
+
+    window = QMainWindow()
+    window.resize(1000, 680)
+    side = QWidget()
+    side_layout = QVBoxLayout(side)
+    search = QLineEdit()
+    search.setPlaceholderText("Search chats")
+    search.setClearButtonEnabled(True)
+    for widget in (QPushButton("New chat"), search, QListWidget()):
+        side_layout.addWidget(widget)
+    chat = QWidget()
+    chat_layout = QVBoxLayout(chat)
+    transcript = QTextBrowser()
+    transcript.setHtml('<p align="center">Type a prompt below and press Enter.</p>')
+    chat_layout.addWidget(transcript, 1)
+    options, entry = QHBoxLayout(), QHBoxLayout()
+    for widget in (QComboBox(), QSpinBox(), QDoubleSpinBox()):
+        options.addWidget(widget)
+    prompt = QPlainTextEdit()
+    prompt.setPlaceholderText("Ask anything")
+    for widget in (prompt, QPushButton("Send"), QPushButton("Stop")):
+        entry.addWidget(widget)
+    chat_layout.addLayout(options)
+    chat_layout.addLayout(entry)
+    splitter = QSplitter(Qt.Orientation.Horizontal)
+    splitter.addWidget(side)
+    splitter.addWidget(chat)
+    window.setCentralWidget(splitter)
+    for title in ("&Chat", "&Account", "&View", "&Help"):
+        menu = window.menuBar().addMenu(title)
+        for i in range(6):
+            menu.addAction(f"Item {i}")
+    window.statusBar().addWidget(QLabel("Echo on this computer: ready"), 1)
+    prompt.setFocus()
+    return window
+
+
 def _returning_history(data_dir: Path) -> None:
     """A person's second launch: settings saved, one chat of 20 Markdown answers."""
     from desktop.core.history import HistoryStore
@@ -112,7 +181,7 @@ def _returning_history(data_dir: Path) -> None:
     history.close()
 
 
-KINDS = ("bare", "app", "returning")
+KINDS = ("bare", "widgets", "app", "returning")
 METRICS = ("shown_s", "connected_s", "shown_rss_mb", "rss_mb")
 
 
@@ -186,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{kind:9s} window shown after {m['shown_s'] * 1000:6.0f} ms, connected after"
               f" {m['connected_s'] * 1000:6.0f} ms, RSS {m['shown_rss_mb']:6.1f} MB shown,"
               f" {m['rss_mb']:6.1f} MB connected")
-    for kind in ("app", "returning"):
+    for kind in ("widgets", "app", "returning"):
         print(f"ratio {kind}/bare: shown {med[kind]['shown_s'] / med['bare']['shown_s']:.2f}x,"
               f" memory shown {med[kind]['shown_rss_mb'] / med['bare']['shown_rss_mb']:.2f}x,"
               f" connected {med[kind]['connected_s'] / med['bare']['shown_s']:.2f}x,"

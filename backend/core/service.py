@@ -161,7 +161,7 @@ class PromptService:
         reclaimed rather than left hanging."""
         job = self.queue.get(owner, request_id)
         if not JobStatus(job["status"]).terminal:
-            compute = self.compute_status()
+            compute = self._compute(brief=True)[0]
             if compute["state"] == ComputeState.STOPPED:
                 try:
                     self.check_wake_allowed(compute)
@@ -178,9 +178,10 @@ class PromptService:
         """The machine's state combined with the worker's heartbeat, with a wake ETA."""
         return self._compute()[0]
 
-    def _compute(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def _compute(self, brief: bool = False) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """`compute_status`, and the heartbeat of the worker that makes it ready (None
-        unless ready)."""
+        unless ready). `brief`: a prompt's poll (4 a second while an answer streams) needs
+        only the state and ETA, and a ready machine's are known without its wake records."""
         machine = self._describe()
         beats = self.queue.workers()
         now = self.clock()
@@ -193,6 +194,8 @@ class PromptService:
         }.get(machine.state)
         if state is None:
             state = ComputeState.READY if ready else ComputeState.LOADING_MODEL
+            if brief and state == ComputeState.READY:
+                return {"state": state.value, "eta_s": 0.0}, None
             self.queue.wake_phase("running")
         history = [w["ready"] - w["requested"] for w in self.queue.wake_history() if "ready" in w]
         if state == ComputeState.READY:

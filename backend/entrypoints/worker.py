@@ -105,10 +105,12 @@ class Worker:
         self._warm_stop = threading.Event()
         self._cold_stop = threading.Event()
         self._wake = threading.Event()  # interrupts waits on stop
+        self._slot_freed = threading.Event()  # a job ended (or a stop): the main loop may pull
         self._stopped = threading.Event()  # run() has returned: the cancel watcher ends
         self._pool = ThreadPoolExecutor(max_workers=max_inflight, thread_name_prefix="job")
         self._last_activity = time.monotonic()
         self._ready = False  # the engine answered at the last check
+        self._last_chunk = 0.0  # monotonic time of the last streamed chunk, of any job
         self._stops: dict[str, StopSignal] = {}  # entry id -> the stop of its running stream
         self._done_tokens = 0
         self._done_latency_ms: list[float] = []
@@ -132,6 +134,7 @@ class Worker:
             log.info("stop signal: finishing %d running job(s), taking no new ones", len(self._inflight))
             self._warm_stop.set()
         self._wake.set()
+        self._slot_freed.set()
 
     # -- main loop ----------------------------------------------------------------------
     def run(self) -> str:
@@ -197,7 +200,11 @@ class Worker:
     def _pull(self) -> None:
         free = self._free_slots()
         if free == 0:
-            self._wake.wait(self.flush_interval_s)
+            # Every slot streams: sleep until one ends, not in short polls (on a CPU engine
+            # each wake-up of this process takes time from the engine's threads).
+            self._slot_freed.clear()
+            if self._free_slots() == 0:
+                self._slot_freed.wait(self.heartbeat_s)
             return
         for delivery in self.queue.read(self.name, count=free, block_ms=int(self.heartbeat_s * 500)):
             self._submit(delivery)
@@ -220,7 +227,9 @@ class Worker:
     def _tick(self) -> None:
         """Heartbeat (ready only while the engine answers), keep our own jobs from looking
         abandoned, reclaim the jobs of workers that are gone."""
-        was_ready, self._ready = self._ready, self.engine.ready()
+        # Chunks streamed since the last beat say the engine answers: no need to ask it.
+        streaming = time.monotonic() - self._last_chunk < self.heartbeat_s
+        was_ready, self._ready = self._ready, streaming or self.engine.ready()
         if was_ready and not self._ready:
             log.warning("the engine stopped answering; taking no new jobs until it is back")
         self.queue.heartbeat(self.name, self._beat(ready=self._ready), ttl_s=self.heartbeat_s * 3)
@@ -340,6 +349,7 @@ class Worker:
             with self._lock:
                 self._inflight.pop(delivery.entry_id, None)
             self._last_activity = time.monotonic()
+            self._slot_freed.set()
 
     def _run_job_inner(self, delivery: Delivery) -> None:
         job = self._retry_redis(lambda: self.queue.start(delivery, self.name))
@@ -362,6 +372,7 @@ class Worker:
         final = None
         try:
             for chunk in self.engine.stream(messages, params, stop):
+                self._last_chunk = time.monotonic()
                 if chunk.text:
                     parts.append(chunk.text)
                     first_token = first_token or time.time()

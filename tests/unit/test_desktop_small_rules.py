@@ -21,6 +21,19 @@ def test_prompt_interval_is_fast_while_streaming_and_backs_off_on_errors() -> No
     ]
 
 
+def test_a_slow_stream_and_a_prompt_waiting_behind_others_are_polled_half_as_often() -> None:
+    # One token per poll (8 answers sharing a CPU engine): two every 0.5 s read the same.
+    assert polling.prompt_interval("running", previous="running", new_chars=4) == 0.5
+    # A fast stream, the first text, and a restarted answer (its text shrank) stay at 0.25 s.
+    assert polling.prompt_interval("running", previous="running", new_chars=40) == 0.25
+    assert polling.prompt_interval("running", previous="queued", new_chars=3) == 0.25
+    assert polling.prompt_interval("running", previous="running", new_chars=-120) == 0.25
+    # Still queued at the second poll: it waits behind other answers; the first poll is quick.
+    assert polling.prompt_interval("queued", previous="queued", new_chars=0) == 0.5
+    assert polling.prompt_interval("queued", previous=None, new_chars=0) == 0.25
+    assert polling.prompt_interval("running", 2, previous="running", new_chars=0) == 1.0  # errors win
+
+
 def test_status_interval_depends_on_activity() -> None:
     assert polling.status_interval(ComputeState.READY, busy=False) == 15.0
     assert polling.status_interval(ComputeState.READY, busy=True) == 2.0
