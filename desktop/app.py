@@ -331,13 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="keep settings and history here")
     args = parser.parse_args(argv)
 
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
     launched = launch(args.data_dir)
     if launched is None:
         return 0  # the running app shows its window; a second one would share its history
     app, _help = launched  # the help menu stays alive while we run
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
     qt_app = QApplication.instance()
     assert qt_app is not None
     if os.environ.get("TINYLLAMA_SMOKE_TEST"):
