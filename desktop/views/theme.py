@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from string import Template
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -215,16 +215,27 @@ def on_change(slot: object) -> None:
     _watcher().changed.connect(slot)
 
 
-class _Watcher(QObject):
-    """One per application: re-styles what follows the theme after `apply` changed the
-    palette, and follows the system's light or dark. (Not an event filter on the
-    application: that would see every event of every object, and make Python wrap each
-    one, at start-up and forever.)"""
+class _Watcher(QWidget):
+    """One per application, never shown: re-styles what follows the theme. `apply` calls
+    `restyle` at once; a palette the platform changes by itself arrives as the
+    ApplicationPaletteChange Qt posts to every widget, this one included. (Not an event
+    filter on the application: that would see every event of every object, and make
+    Python wrap each one, at start-up and forever.)"""
 
     changed = Signal()
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._styled_for: Colours | None = None
+
+    def event(self, event: QEvent) -> bool:
+        # Our own `apply` posts these too, after it re-styled: only new colours re-style.
+        if event.type() == QEvent.Type.ApplicationPaletteChange and colours() != self._styled_for:
+            self.restyle()
+        return super().event(event)
+
     def restyle(self) -> None:
-        current = colours()
+        current = self._styled_for = colours()
         for widget in QApplication.allWidgets():
             template = widget.property(_TEMPLATE_PROPERTY)
             if isinstance(template, str):
@@ -247,7 +258,7 @@ def _watcher() -> _Watcher:
     if isinstance(watcher, _Watcher) and _state.get("app") is app:
         return watcher
     assert app is not None, "a QApplication must exist before views are styled"
-    watcher = _Watcher(app)
+    watcher = _Watcher()
     if hasattr(app.styleHints(), "colorSchemeChanged"):
         app.styleHints().colorSchemeChanged.connect(watcher.scheme_changed)
     _state.update(watcher=watcher, app=app)

@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QBrush, QColor, QPalette, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QWidget
 
@@ -323,6 +323,37 @@ def test_system_gives_the_platform_its_palette_back(qapp, choose) -> None:  # ty
     assert theme.current_choice() == "system"
     assert qapp.style().name() == platform_style
     assert qapp.palette().color(QPalette.ColorRole.Window) == platform_window and not theme.colours().dark
+
+
+class _Changes(QObject):
+    """Counts theme changes; parented to a widget, its connection ends with it."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.count = 0
+
+    def changed(self) -> None:
+        self.count += 1
+
+
+def test_a_palette_the_platform_changes_by_itself_restyles_once(qapp, qtbot, choose) -> None:  # type: ignore[no-untyped-def]
+    label = QLabel("muted words")
+    qtbot.addWidget(label)
+    theme.styled(label, "color: $muted;")
+    changes = _Changes(label)
+    theme.on_change(changes.changed)
+    choose("light")
+    before, changes.count = label.styleSheet(), 0
+    # What a desktop's own colour scheme edit does: a new palette, still light.
+    palette = QPalette(theme.light_palette())
+    for role, colour in ((QPalette.ColorRole.Window, "#fff8e1"), (QPalette.ColorRole.Base, "#fffde7"),
+                         (QPalette.ColorRole.WindowText, "#1a237e"), (QPalette.ColorRole.Text, "#1a237e"),
+                         (QPalette.ColorRole.PlaceholderText, "#5d4037")):
+        palette.setColor(role, QColor(colour))
+    qapp.setPalette(palette)
+    qtbot.waitUntil(lambda: label.styleSheet() != before)
+    settle(qtbot)
+    assert changes.count == 1  # Qt posts the change to every top-level widget: one re-style
 
 
 def test_muted_and_links_stay_readable_on_an_odd_system_palette(qapp) -> None:  # type: ignore[no-untyped-def]
