@@ -19,7 +19,7 @@ import requests
 from backend.adapters.engines import EchoEngine
 from backend.entrypoints.local import LocalStack
 from bench._stats import pct
-from desktop.core.polling import prompt_interval
+from desktop.core.polling import PromptPace
 
 TOKENS = 128
 TOKEN_S = 0.02  # 50 tokens/s, a small model on a T4: 2.56 s per answer
@@ -46,15 +46,14 @@ def as_the_app(session: requests.Session, url: str) -> float:
     rid = session.post(f"{url}/prompts", json={"messages": MESSAGES, "max_tokens": TOKENS * 2},
                        timeout=10).json()["request_id"]
     pause = threading.Event()
-    previous, chars = None, 0
+    pace = PromptPace()
     while True:
         job = session.get(f"{url}/prompts/{rid}", timeout=10).json()
         if job["status"] == "done":
             assert job["text"] == PROMPT
             LAST_TOTAL_S.append(job["timings"]["total_s"])
             return time.perf_counter() - start
-        pause.wait(prompt_interval(job["status"], previous=previous, new_chars=len(job["text"]) - chars))
-        previous, chars = job["status"], len(job["text"])
+        pause.wait(pace.after(job["status"], job["text"]))
 
 
 def at_once(n: int, pool: ThreadPoolExecutor, engine: EchoEngine, url: str, token: str) -> tuple[float, float]:

@@ -33,7 +33,7 @@ from backend.adapters import llamacpp
 from backend.adapters.compute_local import subcommand_base
 from backend.entrypoints.local import LocalStack, free_port
 from bench._stats import pct
-from desktop.core.polling import prompt_interval
+from desktop.core.polling import PromptPace
 from tests.fixtures.tiny_gguf import write_llama_gguf
 
 MAX_TOKENS = 128
@@ -72,7 +72,7 @@ def _through(session: requests.Session, url: str) -> tuple[float, float, int]:
     rid = session.post(f"{url}/prompts", json={"messages": MESSAGES, "max_tokens": MAX_TOKENS}, timeout=10).json()[
         "request_id"]
     first = None
-    previous, chars = None, 0
+    pace = PromptPace()
     while True:
         job = session.get(f"{url}/prompts/{rid}", timeout=10).json()
         if first is None and job["text"]:
@@ -82,8 +82,7 @@ def _through(session: requests.Session, url: str) -> tuple[float, float, int]:
             timings = job["timings"]
             STACK_OWN.append(((timings["queued_s"] or 0) + (timings["first_token_s"] or 0), timings["total_s"]))
             return first or 0.0, time.perf_counter() - start, job["usage"]["completion_tokens"]
-        _pause.wait(prompt_interval(job["status"], previous=previous, new_chars=len(job["text"]) - chars))
-        previous, chars = job["status"], len(job["text"])
+        _pause.wait(pace.after(job["status"], job["text"]))
 
 
 STACK_OWN: list[tuple[float, float]] = []

@@ -54,6 +54,21 @@ def prompt_interval(status: str, consecutive_errors: int = 0, previous: str | No
     return STREAMING_INTERVAL_S
 
 
+class PromptPace:
+    """`prompt_interval` for one prompt's polls in turn: it remembers what the last poll saw
+    (the app's poller and the benchmarks that poll as the app does)."""
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+        self._chars = 0
+
+    def after(self, status: str, text: str) -> float:
+        """Seconds until the next poll, after one that saw `status` and `text`."""
+        previous, self.status = self.status, status
+        new_chars, self._chars = len(text) - self._chars, len(text)
+        return prompt_interval(status, previous=previous, new_chars=new_chars)
+
+
 def error_backoff(consecutive_errors: int) -> float:
     """0.5, 1, 2, 4, 8, 10, 10 ... seconds."""
     return min(ERROR_BASE_S * 2 ** max(consecutive_errors - 1, 0), ERROR_CAP_S)

@@ -33,8 +33,7 @@ class PromptPoller(QObject):
         self._runner = runner
         self._fetch = fetch
         self._errors = 0
-        self._status: str | None = None  # what the last poll saw
-        self._chars = 0  # and how long the text was
+        self._pace = polling.PromptPace()
         self._stopped = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -57,14 +56,12 @@ class PromptPoller(QObject):
         if self._stopped:
             return
         self._errors = 0
-        previous, self._status = self._status, state.status
-        new_chars, self._chars = len(state.text) - self._chars, len(state.text)
+        interval = self._pace.after(state.status, state.text)
         self.updated.emit(state)
         if state.terminal:
             self._stopped = True
             self.finished.emit(state)
         else:
-            interval = polling.prompt_interval(state.status, previous=previous, new_chars=new_chars)
             self._timer.start(int(interval * 1000))
 
     def _on_error(self, exc: BaseException) -> None:
@@ -81,7 +78,7 @@ class PromptPoller(QObject):
         if isinstance(exc, SessionExpiredError):
             self._stopped = True
             return
-        self._timer.start(int(polling.prompt_interval(self._status or "queued", self._errors) * 1000))
+        self._timer.start(int(polling.prompt_interval(self._pace.status or "queued", self._errors) * 1000))
 
 
 class StatusPoller(QObject):

@@ -34,6 +34,15 @@ def test_a_slow_stream_and_a_prompt_waiting_behind_others_are_polled_half_as_oft
     assert polling.prompt_interval("running", 2, previous="running", new_chars=0) == 1.0  # errors win
 
 
+def test_the_pace_of_one_prompt_remembers_what_the_last_poll_saw() -> None:
+    pace = polling.PromptPace()
+    assert [pace.after("queued", ""), pace.after("queued", "")] == [0.25, 0.5]  # waits behind others
+    assert pace.after("running", "Hel") == 0.25  # its first text: still quick
+    assert pace.after("running", "Hell") == 0.5  # one new character: a slow stream
+    assert pace.after("running", "Hello, " + "llamas " * 8) == 0.25  # a fast one again
+    assert pace.status == "running"
+
+
 def test_status_interval_depends_on_activity() -> None:
     assert polling.status_interval(ComputeState.READY, busy=False) == 15.0
     assert polling.status_interval(ComputeState.READY, busy=True) == 2.0
