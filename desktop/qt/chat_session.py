@@ -51,6 +51,7 @@ class ChatSession(QObject):
         self._runner = runner
         self._api = api
         self._pollers: dict[int, PromptPoller] = {}
+        self._on_screen: int | None = None  # the chat shown: its answers are polled as they stream
         self._sending: set[int] = set()
         # Prompts waiting for the connection to come back: (answer id, messages, params).
         self._held: list[tuple[int, list[dict[str, str]], dict[str, Any]]] = []
@@ -234,13 +235,21 @@ class ChatSession(QObject):
         api = self._api
         if api is None or msg.request_id is None or msg.id in self._pollers:
             return
-        poller = PromptPoller(self._runner, api.prompt, msg.request_id, self)
+        poller = PromptPoller(self._runner, api.prompt, msg.request_id, self, msg.conversation_id)
+        poller.set_on_screen(msg.conversation_id == self._on_screen)
         poller.updated.connect(lambda state, mid=msg.id: self._progress(mid, state))
         poller.failed.connect(self.report)
         poller.finished.connect(lambda state, mid=msg.id: self._ended(mid, state))
         self._pollers[msg.id] = poller
         self.inflight_changed.emit(self.inflight())
         poller.start()
+
+    def show(self, conv_id: int | None) -> None:
+        """The chat now on screen (None: none, or the window is minimised). Its answers are
+        polled as they stream; the others every 2 s (`desktop.core.polling`)."""
+        self._on_screen = conv_id
+        for poller in self._pollers.values():
+            poller.set_on_screen(poller.conversation_id == conv_id)
 
     def _progress(self, msg_id: int, state: PromptState) -> None:
         msg = self.history.message(msg_id)

@@ -26,10 +26,11 @@ class PromptPoller(QObject):
 
     def __init__(
         self, runner: Runner, fetch: Callable[[str], PromptState], request_id: str,
-        parent: QObject | None = None,
+        parent: QObject | None = None, conversation_id: int | None = None,
     ) -> None:
         super().__init__(parent)
         self.request_id = request_id
+        self.conversation_id = conversation_id
         self._runner = runner
         self._fetch = fetch
         self._errors = 0
@@ -45,6 +46,13 @@ class PromptPoller(QObject):
     def stop(self) -> None:
         self._stopped = True
         self._timer.stop()
+
+    def set_on_screen(self, on_screen: bool) -> None:
+        """Whether its chat is shown: an answer off screen is polled every 2 s, and one that
+        comes on screen is polled at once (unless a poll is under way)."""
+        was, self._pace.on_screen = self._pace.on_screen, on_screen
+        if on_screen and not was and self._timer.isActive():
+            self._timer.start(0)
 
     def _poll(self) -> None:
         if self._stopped:

@@ -469,7 +469,16 @@ class MainWindow(QMainWindow):
         self.shutdown()
         super().closeEvent(event)
 
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.WindowStateChange:
+            self._shown_changed()
+        super().changeEvent(event)
+
     # conversations -------------------------------------------------------------------
+
+    def _shown_changed(self) -> None:
+        """Tell the session which chat a person can see: none while the window is minimised."""
+        self.session.show(None if self.isMinimized() else self._current() or None)
 
     def _current(self) -> int:
         conv = self.chat.conversation
@@ -503,6 +512,7 @@ class MainWindow(QMainWindow):
         if conv is None:
             return
         self.chat.set_conversation(conv, self.history.messages(conv_id))
+        self._shown_changed()
         if self.settings.get("window.last_conversation") != conv_id:
             self.settings.set("window.last_conversation", conv_id)
             self.settings.save()  # now, not at quit: a crash reopens this chat too
@@ -523,6 +533,7 @@ class MainWindow(QMainWindow):
         self.history.delete(conv_id)
         if conv_id == self._current():
             self.chat.set_conversation(None, [])
+            self._shown_changed()
         self._refresh_list()
 
     def _confirm_delete(self, conv_id: int) -> None:

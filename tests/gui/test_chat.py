@@ -85,6 +85,31 @@ def test_switching_chats_keeps_the_answer_going(open_window, api, qtbot) -> None
     assert window.chat.transcript_text().count("tick") >= 80
 
 
+def test_an_answer_off_screen_is_polled_every_two_seconds_and_at_once_when_shown(open_window, api, qtbot) -> None:  # type: ignore[no-untyped-def]
+    window = open_window(api).window
+    busy = window.new_conversation()
+    window.send(LONG)
+    qtbot.waitUntil(lambda: _answer(window).status == "running", timeout=20000)
+    poller = window.session._pollers[_answer(window).id]
+    qtbot.waitUntil(lambda: poller._timer.interval() in (250, 500), timeout=5000)  # on screen: as it streams
+
+    window.new_conversation()  # the answer goes on in a chat nobody sees
+    qtbot.waitUntil(lambda: poller._timer.interval() == 2000, timeout=5000)
+    polled = []
+    poller.updated.connect(polled.append)
+    window.open_conversation(busy.id)  # shown again: polled now, not up to 2 s later
+    assert poller._timer.remainingTime() <= 0 or not poller._timer.isActive()
+    qtbot.waitUntil(lambda: bool(polled), timeout=1000)
+    qtbot.waitUntil(lambda: poller._timer.interval() in (250, 500), timeout=5000)
+
+    window.setWindowState(Qt.WindowState.WindowMinimized)  # nobody sees a minimised window
+    qtbot.waitUntil(lambda: poller._timer.interval() == 2000, timeout=5000)
+    window.setWindowState(Qt.WindowState.WindowNoState)
+    qtbot.waitUntil(lambda: poller._timer.interval() in (250, 500), timeout=5000)
+    window.session.stop_conversation(busy.id)
+    qtbot.waitUntil(lambda: window.history.messages(busy.id)[-1].status == "cancelled", timeout=10000)
+
+
 def test_wake_status_goes_from_stopped_to_ready(open_window, qtbot) -> None:  # type: ignore[no-untyped-def]
     with LocalStack(engine="echo", echo_delay_s=0.01) as fresh:
         api = ApiClient(fresh.url, lambda: fresh.token)

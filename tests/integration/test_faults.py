@@ -88,6 +88,25 @@ def test_cancel_aborts_a_stalled_stream_and_records_usage(
     wait_until(lambda: not queue.r.xlen(queue.stream), message="the entry to be acknowledged")
 
 
+def test_a_flowing_stream_is_left_to_its_flushes_and_still_stops_at_once(
+        queue: RedisQueue, start_worker: Callable[..., Running], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each flush answers with the job's status, so the cancel watcher reads only streams
+    # that went quiet: 8 answers at once, its reads were an eighth of the worker's CPU.
+    watched: list[list[str]] = []
+    real_statuses = queue.statuses
+    monkeypatch.setattr(queue, "statuses", lambda rids: watched.append(list(rids)) or real_statuses(rids))
+    start_worker(EchoEngine(delay_s=0.01), flush_interval_s=0.05)
+    rid = submit(queue, " ".join(f"w{i}" for i in range(300)))  # ~3 s of words, a flush every 50 ms
+    wait_until(lambda: len(queue.get(OWNER, rid)["text"]) > 200, 10, message="the answer to flow for a while")
+    assert not any(rid in rids for rids in watched[1:]), "the watcher read a stream whose flushes check it"
+
+    queue.cancel(OWNER, rid)
+    cancelled = time.monotonic()
+    wait_until(lambda: queue.get(OWNER, rid)["usage"], 5, interval=0.005, message="the stream to stop")
+    assert time.monotonic() - cancelled < 0.5
+    assert len(queue.get(OWNER, rid)["text"]) < len(" ".join(f"w{i}" for i in range(300)))
+
+
 def test_a_stream_that_ends_without_a_finish_reason_fails(
         queue: RedisQueue, openai_server: OpenAIServer, start_worker: Callable[..., Running]) -> None:
     openai_server.mode = "no_finish"

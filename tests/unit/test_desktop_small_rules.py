@@ -34,13 +34,30 @@ def test_a_slow_stream_and_a_prompt_waiting_behind_others_are_polled_half_as_oft
     assert polling.prompt_interval("running", 2, previous="running", new_chars=0) == 1.0  # errors win
 
 
-def test_the_pace_of_one_prompt_remembers_what_the_last_poll_saw() -> None:
+def test_a_slow_stream_is_told_by_characters_per_second_so_its_slower_pace_does_not_undo_itself() -> None:
+    # 24 characters a second: 6 in a quarter second, 12 in half a second. Both are slow.
+    assert polling.prompt_interval("running", previous="running", new_chars=6) == 0.5
+    assert polling.prompt_interval("running", previous="running", new_chars=12, since_s=0.5) == 0.5
+    # 80 a second is a fast stream, however long the wait was.
+    assert polling.prompt_interval("running", previous="running", new_chars=40, since_s=0.5) == 0.25
     pace = polling.PromptPace()
-    assert [pace.after("queued", ""), pace.after("queued", "")] == [0.25, 0.5]  # waits behind others
-    assert pace.after("running", "Hel") == 0.25  # its first text: still quick
-    assert pace.after("running", "Hell") == 0.5  # one new character: a slow stream
-    assert pace.after("running", "Hello, " + "llamas " * 8) == 0.25  # a fast one again
-    assert pace.status == "running"
+    pace.after("running", "")
+    text = ""
+    seen = []
+    for _ in range(6):  # a steady 24 characters a second, polled at the pace's own intervals
+        text += "x" * round(24 * (seen[-1] if seen else 0.25))
+        seen.append(pace.after("running", text))
+    assert seen == [0.5] * 6  # a count per poll went 0.5, 0.25, 0.5, 0.25 ...
+
+
+def test_an_answer_off_screen_is_polled_every_two_seconds() -> None:
+    for status in ("queued", "running", "waking"):
+        assert polling.prompt_interval(status, on_screen=False) == 2.0
+    assert polling.prompt_interval("running", 6, on_screen=False) == 10.0  # errors back off as ever
+    pace = polling.PromptPace(on_screen=False)
+    assert pace.after("running", "Hello") == 2.0
+    pace.on_screen = True
+    assert pace.after("running", "Hello" + "x" * 150) == 0.25  # 75 a second over those 2 s: fast
 
 
 def test_status_interval_depends_on_activity() -> None:
