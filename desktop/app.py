@@ -8,7 +8,6 @@ AWS profile signs in through Cognito (silently from the keyring's refresh token 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -327,6 +326,8 @@ class App:
 
 def main(argv: list[str] | None = None) -> int:
     """Open the desktop app. `--data-dir` keeps everything in one folder (tests, portable)."""
+    import argparse
+
     parser = argparse.ArgumentParser(prog="tinyllama", description="TinyLlama desktop app")
     parser.add_argument("--data-dir", type=Path, help="keep settings and history here")
     args = parser.parse_args(argv)
@@ -361,8 +362,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def launch(data_dir: Path | None, credentials: CredentialStore | None = None) -> tuple[App, object] | None:
     """Everything a launch does up to the window on screen (QApplication included); None
-    when another instance already runs (it was asked to show its window). The profile
-    connects after the window's first paint, so a person sees the window at once.
+    when another instance already runs (it was asked to show its window, or the person was
+    told it does not answer). The profile connects, and later launches can reach this one,
+    after the window's first paint, so a person sees the window at once.
     bench/ui_startup.py times exactly this."""
     from desktop.core.diagnostics import RecentErrors, default_log_dir, setup_logging
     from desktop.core.platform_check import xcb_problem
@@ -373,20 +375,21 @@ def launch(data_dir: Path | None, credentials: CredentialStore | None = None) ->
     from PySide6.QtWidgets import QApplication
 
     from desktop.qt.first_paint import after_first_paint
-    from desktop.qt.single_instance import SingleInstance, server_name
+    from desktop.qt.single_instance import SingleInstance
     from desktop.views import theme
 
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(qt_app, QApplication)
     qt_app.setApplicationName("TinyLlama")
     paths = AppPaths(data_dir, data_dir) if data_dir else AppPaths.default()
-    instance = SingleInstance(server_name(paths.data_dir), qt_app)  # listens as long as the app runs
-    if instance.activate_running():
+    instance = SingleInstance(paths.data_dir, qt_app)  # holds the data folder as long as the app runs
+    if not instance.claim():
+        if not instance.activate_running():
+            _running_but_silent(instance.owner_pid())
         return None
     log_dir = data_dir / "logs" if data_dir else default_log_dir()
     recent = RecentErrors()
     log_file = setup_logging(log_dir, recent)
-    instance.listen()
     settings = Settings(paths.settings_file)
     # Before the window exists: its widgets are polished once, in the chosen theme.
     theme.apply(qt_app, str(settings.get("appearance.theme")))
@@ -396,8 +399,24 @@ def launch(data_dir: Path | None, credentials: CredentialStore | None = None) ->
     qt_app.aboutToQuit.connect(app.shutdown)
     qt_app.aboutToQuit.connect(instance.close)
     app.window.show()
-    after_first_paint(app.window, app.start)
+
+    def painted() -> None:
+        instance.listen()
+        app.start()
+
+    after_first_paint(app.window, painted)
     return app, help_menu
+
+
+def _running_but_silent(pid: int | None) -> None:
+    """A first instance holds the data folder but did not answer: say so, open nothing."""
+    from PySide6.QtWidgets import QMessageBox
+
+    which = f" (process {pid})" if pid else ""
+    text = (f"TinyLlama is already running{which} but its window did not answer. If it stays "
+            "stuck, close it (or end that process), then start TinyLlama again.")
+    print(text, file=sys.stderr)
+    QMessageBox.warning(None, "TinyLlama is already running", text)
 
 
 def _add_help(app: App, log_dir: Path, recent: RecentErrors, log_file: Path) -> object:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import platform
 import re
 import sys
 from collections import deque
@@ -24,32 +23,32 @@ LOG_BACKUPS = 3
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 REDACTED = "[redacted]"
+# Pattern strings, not compiled patterns: `re` compiles (and caches) each at the first
+# redact, which keeps their compilation off the app's start-up.
 _SECRETS = [
     # Authorization headers and "Bearer <token>" anywhere.
-    (re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;]+"), r"\1 " + REDACTED),
+    (r"(?i)\b(bearer|basic)\s+[^\s\"',;]+", r"\1 " + REDACTED),
     # JWTs (Cognito's access, id and refresh-looking tokens).
-    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), REDACTED),
+    (r"\beyJ[\w-]+\.[\w-]+\.[\w-]*", REDACTED),
     # Passwords in URLs: redis://:secret@host, https://user:secret@host.
-    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@]*:[^/\s@]*@"), r"\1" + REDACTED + "@"),
+    (r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@]*:[^/\s@]*@", r"\1" + REDACTED + "@"),
     # key=value and "key": "value" for anything that sounds secret.
     (
-        re.compile(
-            r"(?i)\b([\w-]*(?:token|secret|password|passwd|api[_-]?key|authorization)[\w-]*)"
-            r"(\"?\s*[:=]\s*\"?)[^\s\"',;&]+"
-        ),
+        r"(?i)\b([\w-]*(?:token|secret|password|passwd|api[_-]?key|authorization)[\w-]*)"
+        r"(\"?\s*[:=]\s*\"?)[^\s\"',;&]+",
         r"\1\2" + REDACTED,
     ),
     # AWS access key ids.
-    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), REDACTED),
+    (r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", REDACTED),
     # Any other long random-looking run (token_urlsafe, hex keys): letters and digits mixed.
-    (re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{32,}\b"), REDACTED),
+    (r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{32,}\b", REDACTED),
 ]
 
 
 def redact(text: str) -> str:
     """`text` with everything that looks like a credential replaced by "[redacted]"."""
     for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
+        text = re.sub(pattern, replacement, text)
     return text
 
 
@@ -120,6 +119,8 @@ def diagnostics_report(
     extra_versions: Mapping[str, str] | None = None,
 ) -> str:
     """A plain-text report to paste into a bug report. Never holds a token."""
+    import platform
+
     lines = [
         f"TinyLlama {app_version()}" + (" (bundle)" if getattr(sys, "frozen", False) else ""),
         f"Python {platform.python_version()} ({platform.python_implementation()})",

@@ -11,7 +11,6 @@ empty chat's window paints without them (bench/ui_startup.py).
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -95,6 +94,8 @@ class MarkdownRenderer:
         return self._formatters[name]
 
     def render(self, text: str, block_offset: int = 0) -> Rendered:
+        import html  # with markdown-it and Pygments: at the first message, not at start-up
+
         from pygments import highlight
 
         if self._md is None:

@@ -9,7 +9,6 @@ shared libraries (through an injectable loader, so tests can say which are "miss
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -43,6 +42,8 @@ XCB_LIBRARIES: dict[str, str] = {
 
 
 def _load(soname: str) -> None:
+    import ctypes  # only where Qt will use xcb: the import alone is ~4 ms of every launch
+
     ctypes.CDLL(soname)
 
 

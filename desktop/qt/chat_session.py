@@ -13,7 +13,6 @@ ones whose send failed) until `set_api` gives it a client for the service that i
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -138,6 +137,8 @@ class ChatSession(QObject):
         messages = [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt else []
         messages += [{"role": m.role, "content": m.content} for m in earlier]
         messages.append({"role": "user", "content": text})
+        import uuid  # it loads `platform` too: at the first prompt, not at start-up
+
         key = uuid.uuid4().hex
         params = {"max_tokens": conv.max_tokens, "temperature": conv.temperature,
                   "model": conv.model, "idempotency_key": key}

@@ -1,8 +1,10 @@
 """One app per person and data folder: real app processes on the offscreen platform.
 
-A second launch hands over to the first (which shows its window) and exits 0 at once; a
-socket file left by a first instance that was killed does not stop the next start; and a
-minimised window comes back when asked.
+A second launch hands over to the first (which shows its window) and exits 0 at once, also
+when it comes before the first has painted its window and listens; the lock and socket
+files left by a first instance that was killed do not stop the next start; a first
+instance that holds the folder but does not answer is named, and no second app opens; and
+a minimised window comes back when asked.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QLockFile
+from PySide6.QtWidgets import QApplication, QMessageBox
 
+from desktop.app import launch as launch_in_process
 from desktop.core.diagnostics import LOG_FILE_NAME
-from desktop.qt.single_instance import server_name
+from desktop.qt import single_instance
+from desktop.qt.single_instance import LOCK_FILE, server_name
+from desktop.services.credentials import CredentialStore, MemoryKeyring
+from desktop.views.main_window import MainWindow
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +99,7 @@ def test_a_second_launch_raises_the_first_and_a_killed_first_does_not_block_the_
     first.wait(timeout=30)
     stale = tmp_path / "t" / server_name(tmp_path / "data")
     assert stale.exists()  # what the next start must get past
+    assert (tmp_path / "data" / LOCK_FILE).exists()  # and the lock of a process that is gone
 
     third = launch()
     wait_until(lambda: _log(tmp_path).count(LISTENING) == 2 or third.poll() is not None, timeout=60)
@@ -98,6 +107,38 @@ def test_a_second_launch_raises_the_first_and_a_killed_first_does_not_block_the_
     code, _took, err = _second_launch(launch)
     assert code == 0, err
     wait_until(lambda: _log(tmp_path).count(ASKED) == 2, timeout=20)
+
+
+def test_a_second_launch_before_the_first_listens_still_reaches_it(
+    launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    # A double double-click: the second starts once the first holds the folder, while it is
+    # still building its window (it listens after the first paint).
+    first = launch()
+    wait_until(lambda: (tmp_path / "data" / LOCK_FILE).exists() or first.poll() is not None, timeout=60)
+    code, _took, err = _second_launch(launch)
+    assert code == 0, err
+    wait_until(lambda: ASKED in _log(tmp_path), timeout=20)
+    assert _log(tmp_path).count(LISTENING) == 1
+    assert first.poll() is None
+
+
+def test_a_first_instance_that_does_not_answer_is_named_and_no_second_app_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    held = QLockFile(str(data / LOCK_FILE))  # a live process (this one) that never listens
+    assert held.tryLock(0)
+    told: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text: told.append(text))
+    monkeypatch.setattr(single_instance, "CONNECT_TIMEOUT_MS", 300)
+    try:
+        assert launch_in_process(data, CredentialStore(MemoryKeyring())) is None
+    finally:
+        held.unlock()
+    assert len(told) == 1 and "already running" in told[0] and f"process {os.getpid()}" in told[0]
+    assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
 
 
 def test_two_data_folders_or_two_users_get_different_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # client (once the profile connects), the local service's client once the Local profile starts.
 # Markdown and Pygments with the first message rendered (an empty chat has none), package
 # metadata for Help → About, the subcommands' parsers only for a command line with arguments.
-LATER = ("boto3", "botocore", "redis", "pycognito", "keyring", "requests", "urllib3",
+# The single-instance socket (QtNetwork, and the hash naming it) once the window is painted,
+# uuid (which loads platform) with the first prompt, ctypes only where Qt will use xcb.
+LATER = ("PySide6.QtNetwork", "hashlib", "uuid", "platform", "ctypes",
+         "boto3", "botocore", "redis", "pycognito", "keyring", "requests", "urllib3",
          "backend.entrypoints.local_service", "backend.entrypoints.local", "desktop.services.local_profile",
          "desktop.services.auth", "desktop.views.wizard", "desktop.views.cost_panel",
          "markdown_it", "pygments", "importlib.metadata", "backend.entrypoints.commands")
