@@ -11,6 +11,7 @@ empty chat's window paints without them (bench/ui_startup.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -78,11 +79,16 @@ def _lexer(lang: str, code: str):  # type: ignore[no-untyped-def]
 
 
 class MarkdownRenderer:
-    """Render message text; `block_offset` numbers copy links across a whole transcript."""
+    """Render message text; `block_offset` numbers copy links across a whole transcript.
 
-    def __init__(self, code_style: CodeStyle | None = None) -> None:
+    `highlight` off leaves code blocks uncoloured (same text, same layout) and Pygments
+    unloaded: a window can show its chat first and colour the code right after (its first
+    code block costs ~70 ms: the import and the lexer's regexes)."""
+
+    def __init__(self, code_style: CodeStyle | None = None, highlight: bool = True) -> None:
         self._md: MarkdownIt | None = None
         self.code_style = code_style or CodeStyle()
+        self.highlight = highlight
         self._formatters: dict[str, HtmlFormatter] = {}
 
     def _formatter(self) -> HtmlFormatter:
@@ -93,17 +99,26 @@ class MarkdownRenderer:
             self._formatters[name] = HtmlFormatter(noclasses=True, nowrap=True, style=name)
         return self._formatters[name]
 
-    def render(self, text: str, block_offset: int = 0) -> Rendered:
-        import html  # with markdown-it and Pygments: at the first message, not at start-up
+    def _colourer(self) -> Callable[[str, str], str]:
+        """(code, language) -> the code as HTML: Pygments' spans, or just escaped."""
+        import html
 
+        if not self.highlight:
+            return lambda code, _lang: html.escape(code)
         from pygments import highlight
+
+        formatter = self._formatter()
+        return lambda code, lang: str(highlight(code, _lexer(lang, code), formatter))
+
+    def render(self, text: str, block_offset: int = 0) -> Rendered:
+        import html  # with markdown-it: at the first message, not at start-up
 
         if self._md is None:
             self._md = _markdown()
             self._md.add_render_rule("table_open", lambda *_args: _TABLE_OPEN + "\n")
         md = self._md
         blocks: list[str] = []
-        style, formatter = self.code_style, self._formatter()
+        style, coloured = self.code_style, self._colourer()
         label_colour = f"color:{style.label}; " if style.label else ""
         link_colour = f' style="color:{style.link};"' if style.link else ""
 
@@ -111,7 +126,7 @@ class MarkdownRenderer:
             token = tokens[idx]
             code = token.content
             lang = token.info.strip().split(" ")[0] if token.info else ""
-            body = highlight(code, _lexer(lang, code), formatter).rstrip("\n")
+            body = coloured(code, lang).rstrip("\n")
             number = block_offset + len(blocks)
             blocks.append(code.rstrip("\n"))
             label = html.escape(lang) if lang else "code"

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from backend.core.prompts import MAX_TOKENS_LIMIT
 from desktop.core.markdown import MarkdownRenderer
 from desktop.core.models import ChatMessage, Conversation
+from desktop.qt.first_paint import after_first_paint
 from desktop.views import theme
 
 # How many messages a chat shows when opened; older ones come with "Show earlier".
@@ -108,7 +109,11 @@ class ChatView(QWidget):
 
     def __init__(self, renderer: MarkdownRenderer | None = None, parent: QWidget | None = None):
         super().__init__(parent)
-        self._renderer = renderer or MarkdownRenderer()
+        # A chat opens with its code uncoloured and is coloured right after the window's
+        # first paint: Pygments' first block (~70 ms) would hold the window back.
+        self._renderer = renderer or MarkdownRenderer(highlight=False)
+        if not self._renderer.highlight:
+            after_first_paint(self, self._colour_code)
         self._conv: Conversation | None = None
         self._messages: list[ChatMessage] = []
         self._code_blocks: list[str] = []
@@ -194,7 +199,7 @@ class ChatView(QWidget):
         QWidget.setTabOrder(self.send_button, self.stop_button)
         self.set_send_key("enter")
         self.set_conversation(None, [])
-        theme.on_change(self._palette_changed)
+        theme.on_change(self._render_again)
 
     def set_send_key(self, key: str) -> None:
         """"enter": Enter sends, Shift+Enter makes a new line; "ctrl+enter": the other way."""
@@ -413,8 +418,15 @@ class ChatView(QWidget):
             parts.append(f'<p style="color:{c.muted}; font-size:small;">{words}{more}</p>')
         return "".join(parts), body.code_blocks if body else []
 
-    def _palette_changed(self) -> None:
-        """Light ↔ dark: lay the transcript out again in the new colours, where it was."""
+    def _colour_code(self) -> None:
+        """After the first paint: colour the code blocks shown so far, and those to come."""
+        self._renderer.highlight = True
+        if self._code_blocks:
+            self._render_again()
+
+    def _render_again(self) -> None:
+        """Lay the transcript out again where it was: in new colours (light ↔ dark), or with
+        its code coloured."""
         bar = self.transcript.verticalScrollBar()
         where = bar.value()
         self._render_all()

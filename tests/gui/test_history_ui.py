@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QTextFormat
+from PySide6.QtWidgets import QTextBrowser
+
+from desktop.qt import first_paint
 
 CODE = "Here you go:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nDone."
 
@@ -56,3 +59,36 @@ def test_code_block_copy_button(open_window, api, qtbot) -> None:  # type: ignor
     assert QGuiApplication.clipboard().text() == "def add(a, b):\n    return a + b"
     text = window.chat.transcript_text()
     assert "return a + b" in text and "```" not in text
+
+
+def _coloured(browser: QTextBrowser, word: str) -> bool:
+    """Whether the first fragment of the transcript holding `word` has a colour of its own."""
+    block = browser.document().begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fragment = it.fragment()
+            if word in fragment.text():
+                return fragment.charFormat().hasProperty(QTextFormat.Property.ForegroundBrush)
+            it += 1
+        block = block.next()
+    raise AssertionError(f"{word!r} is not in the transcript")
+
+
+def test_a_reopened_chat_shows_at_once_and_its_code_is_coloured_after_the_first_paint(  # type: ignore[no-untyped-def]
+        open_window, qtbot, monkeypatch) -> None:
+    monkeypatch.setattr(first_paint, "FALLBACK_MS", 60_000)  # only the paint itself can colour it
+    first = open_window(None)
+    conv = first.window.history.create_conversation("Adding")
+    first.window.history.add_message(conv.id, "user", "add two numbers")
+    first.window.history.add_message(conv.id, "assistant", CODE, status="done")
+    first.window.open_conversation(conv.id)
+    first.close()
+
+    window = open_window(None, show=False).window  # a restart: the chat opens in the new window
+    assert window.chat.conversation.id == conv.id
+    assert "return a + b" in window.chat.transcript_text()
+    assert not _coloured(window.chat.transcript, "def")  # built uncoloured: no Pygments yet
+    window.show()
+    qtbot.waitUntil(lambda: _coloured(window.chat.transcript, "def"), timeout=5000)
+    assert "return a + b" in window.chat.transcript_text()

@@ -144,7 +144,9 @@ def unreadable(pairs: list[tuple[str, str, str]]) -> list[str]:
 # windows with something in them ------------------------------------------------------
 
 
-def chat_window(open_window: Any) -> Any:
+def chat_window(open_window: Any, qtbot: Any) -> Any:
+    """A shown window on a chat with code, an error and a notice, its code coloured (that
+    comes right after the window's first paint)."""
     window = open_window().window
     conv = window.history.create_conversation("Dark mode")
     window.history.add_message(conv.id, "user", "How do I add one in Python?")
@@ -156,6 +158,7 @@ def chat_window(open_window: Any) -> Any:
     window.open_conversation(conv.id)
     window.show_notice("Settings file could not be read; using defaults.")
     window.resize(1000, 700)
+    qtbot.waitUntil(lambda: any(text == "def" for text, _fg, _bg in transcript_pairs(window)))  # Pygments split it
     return window
 
 
@@ -208,7 +211,7 @@ def test_dark_has_no_light_text_on_a_light_background(qtbot, open_window, paths,
                                                       choose) -> None:  # type: ignore[no-untyped-def]
     choose("dark")
     assert QApplication.palette().color(QPalette.ColorRole.Window).lightnessF() < 0.3
-    window = chat_window(open_window)
+    window = chat_window(open_window, qtbot)
     pairs = transcript_pairs(window)
     seen = " ".join(text for text, _fg, _bg in pairs)
     for words in ("You", "Assistant", "def", "inc", "Copy", "docs", "budget guard", "42 tokens"):
@@ -258,7 +261,7 @@ def test_light_is_readable_too_and_screenshots(qtbot, open_window, paths, cost_p
                                                choose) -> None:  # type: ignore[no-untyped-def]
     choose("light")
     assert QApplication.palette().color(QPalette.ColorRole.Window).lightnessF() > 0.8
-    window = chat_window(open_window)
+    window = chat_window(open_window, qtbot)
     assert unreadable(transcript_pairs(window)) == []
     assert unreadable(label_pairs(window)) == []
     assert unreadable(label_pairs(cost_panel)) == []
@@ -290,7 +293,7 @@ def test_a_disabled_button_looks_disabled_in_dark(qtbot, choose) -> None:  # typ
 def test_choosing_dark_in_settings_re_renders_the_open_transcript(qtbot, open_window, paths,
                                                                   choose) -> None:  # type: ignore[no-untyped-def]
     choose("light")
-    window = chat_window(open_window)
+    window = chat_window(open_window, qtbot)
     light = theme.colours()
     assert ("You", light.user, light.base) in transcript_pairs(window)
 
