@@ -22,6 +22,7 @@ from desktop.core.settings import Settings
 from desktop.services.credentials import ENGINE_API_KEY, CredentialStore
 
 RECONNECTING = "Reconnecting to the local stack…"
+ALREADY_RUNNING = "TinyLlama is already running"
 STARTING = "Starting the local stack… a prompt sent now goes out when it is ready"
 # After a failed attempt to bring the local service back (its error is shown), try again.
 RECONNECT_RETRY_S = 10.0
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QDialog
 
     from desktop.core.diagnostics import RecentErrors
+    from desktop.qt.single_instance import SingleInstance
     from desktop.services.api import ApiClient
     from desktop.services.auth import CognitoAuth
     from desktop.services.local_profile import LocalProfile
@@ -383,9 +385,7 @@ def launch(data_dir: Path | None, credentials: CredentialStore | None = None) ->
     qt_app.setApplicationName("TinyLlama")
     paths = AppPaths(data_dir, data_dir) if data_dir else AppPaths.default()
     instance = SingleInstance(paths.data_dir, qt_app)  # holds the data folder as long as the app runs
-    if not instance.claim():
-        if not instance.activate_running():
-            _running_but_silent(instance.owner_pid())
+    if not instance.claim() and not _take_over_if_asked(instance):
         return None
     log_dir = data_dir / "logs" if data_dir else default_log_dir()
     recent = RecentErrors()
@@ -408,15 +408,31 @@ def launch(data_dir: Path | None, credentials: CredentialStore | None = None) ->
     return app, help_menu
 
 
-def _running_but_silent(pid: int | None) -> None:
-    """A first instance holds the data folder but did not answer: say so, open nothing."""
+def _take_over_if_asked(instance: SingleInstance) -> bool:
+    """Another instance holds the data folder: hand over to it (False); or, when it does not
+    answer, say so, and break its lock only if the person chooses to start anyway and no
+    live process still holds the lock (True)."""
     from PySide6.QtWidgets import QMessageBox
 
+    if instance.activate_running():
+        return False
+    pid = instance.owner_pid()
     which = f" (process {pid})" if pid else ""
     text = (f"TinyLlama is already running{which} but its window did not answer. If it stays "
-            "stuck, close it (or end that process), then start TinyLlama again.")
+            "stuck, close it or end that process. Choose Open to start anyway, only if no "
+            "TinyLlama window is open: two would write the same history.")
     print(text, file=sys.stderr)
-    QMessageBox.warning(None, "TinyLlama is already running", text)
+    buttons = QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Close
+    if QMessageBox.warning(None, ALREADY_RUNNING, text, buttons,
+                           QMessageBox.StandardButton.Close) != QMessageBox.StandardButton.Open:
+        return False
+    if instance.take_over():
+        return True
+    text = (f"That TinyLlama{which} still holds its files, so this one cannot start beside it. "
+            "End that process, then start TinyLlama again.")
+    print(text, file=sys.stderr)
+    QMessageBox.warning(None, ALREADY_RUNNING, text)
+    return False
 
 
 def _add_help(app: App, log_dir: Path, recent: RecentErrors, log_file: Path) -> object:

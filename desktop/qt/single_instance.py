@@ -65,6 +65,13 @@ class SingleInstance(QObject):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return self._lock.tryLock(0)
 
+    def take_over(self) -> bool:
+        """Break a lock whose holder does not answer (the person chose to start anyway).
+        False while a live process still holds it: Qt also locks the file itself, and only
+        a lock nobody holds any more (its process id since reused) can be removed."""
+        self._lock.removeStaleLockFile()
+        return self._lock.tryLock(0)
+
     def owner_pid(self) -> int | None:
         """The process holding the lock, when it is another one."""
         info = self._lock.getLockInfo()  # PySide: (pid, host name, app name), or a falsy value

@@ -23,6 +23,7 @@ import pytest
 from PySide6.QtCore import QLockFile
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from desktop.app import App
 from desktop.app import launch as launch_in_process
 from desktop.core.diagnostics import LOG_FILE_NAME
 from desktop.qt import single_instance
@@ -123,23 +124,60 @@ def test_a_second_launch_before_the_first_listens_still_reaches_it(
     assert first.poll() is None
 
 
-def test_a_first_instance_that_does_not_answer_is_named_and_no_second_app_opens(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _lock_of_a_process_that_looks_alive(data: Path, tmp_path: Path) -> None:
+    """The lock file a crashed app leaves when its process id now belongs to a program of the
+    same name: Qt takes the lock for held, though nobody holds it (this process's id)."""
+    donor = QLockFile(str(tmp_path / "donor.lock"))
+    assert donor.tryLock(0)
+    content = (tmp_path / "donor.lock").read_bytes()
+    donor.unlock()
+    (data / LOCK_FILE).write_bytes(content)
+
+
+@pytest.mark.parametrize("case", ["close", "open", "open while held"])
+def test_a_first_instance_that_does_not_answer_is_named_and_the_person_decides(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qtbot: Any
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    held = QLockFile(str(data / LOCK_FILE))  # a live process (this one) that never listens
-    assert held.tryLock(0)
+    held = QLockFile(str(data / LOCK_FILE))
+    if case == "open while held":
+        assert held.tryLock(0)  # a live process (this one) that holds the folder and never listens
+    else:
+        _lock_of_a_process_that_looks_alive(data, tmp_path)
     told: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text: told.append(text))
+
+    def warning(_parent: object, _title: str, text: str, *_buttons: object) -> QMessageBox.StandardButton:
+        told.append(text)
+        return QMessageBox.StandardButton.Close if case == "close" else QMessageBox.StandardButton.Open
+
+    monkeypatch.setattr(QMessageBox, "warning", warning)
     monkeypatch.setattr(single_instance, "CONNECT_TIMEOUT_MS", 300)
+    started: list[bool] = []
+    monkeypatch.setattr(App, "start", lambda _self: started.append(True))  # the profile is not the point here
     windows_before = {id(w) for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)}
+    launched = launch_in_process(data, CredentialStore(MemoryKeyring()))
     try:
-        assert launch_in_process(data, CredentialStore(MemoryKeyring())) is None
+        assert "already running" in told[0] and f"process {os.getpid()}" in told[0]
+        if case == "open":  # the lock is broken and this launch becomes the app
+            assert len(told) == 1
+            assert launched is not None and launched[0].window.isVisible()
+            assert not QLockFile(str(data / LOCK_FILE)).tryLock(0)  # now this one holds it
+            qtbot.waitUntil(lambda: started == [True])  # painted: it listens for later launches
+        else:  # the default, or a lock a live process holds: no second app on one history
+            assert launched is None
+            assert {id(w) for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)} <= windows_before
+            assert len(told) == (2 if case == "open while held" else 1)
+            if case == "open while held":
+                assert "still holds its files" in told[1]
     finally:
         held.unlock()
-    assert len(told) == 1 and "already running" in told[0] and f"process {os.getpid()}" in told[0]
-    assert {id(w) for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)} <= windows_before
+        if launched is not None:
+            launched[0].shutdown()
+            launched[0].window.close()
+            for instance in QApplication.instance().findChildren(single_instance.SingleInstance):
+                instance.close()
+                instance.deleteLater()
 
 
 def test_two_data_folders_or_two_users_get_different_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
