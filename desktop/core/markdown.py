@@ -11,6 +11,7 @@ empty chat's window paints without them (bench/ui_startup.py).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -101,8 +102,6 @@ class MarkdownRenderer:
 
     def _colourer(self) -> Callable[[str, str], str]:
         """(code, language) -> the code as HTML: Pygments' spans, or just escaped."""
-        import html
-
         if not self.highlight:
             return lambda code, _lang: html.escape(code)
         from pygments import highlight
@@ -111,8 +110,6 @@ class MarkdownRenderer:
         return lambda code, lang: str(highlight(code, _lexer(lang, code), formatter))
 
     def render(self, text: str, block_offset: int = 0) -> Rendered:
-        import html  # with markdown-it: at the first message, not at start-up
-
         if self._md is None:
             self._md = _markdown()
             self._md.add_render_rule("table_open", lambda *_args: _TABLE_OPEN + "\n")
