@@ -12,10 +12,11 @@ The stack side is the app's own client: it polls at `desktop.core.polling`'s int
 screen), so "stack" is what a person sees. Eight answers at once are eight chats of one
 person (the local stack has one user), one of them on screen: that is how the app polls
 them. The same eight polled as if each were on screen are printed too, as the worst case.
-Polling every few ms instead measured the benchmark, not the stack: on 2 cores those polls took ~40 % of a core from
-llama.cpp (stack 0.68 of direct for one stream). The stack's own timings (no polling in
-them) are printed too. Rounds alternate direct and stack, and the median round counts,
-because these machines are shared.
+Polling every few ms instead measured the benchmark, not the stack: on 2 cores those polls
+took ~40 % of a core from llama.cpp (stack 0.68 of direct for one stream). Each rate is
+printed as the app saw the answers end and, in brackets, until the worker ended them (the
+answers' own timings: no poll delay in them). Rounds alternate direct and stack, and the
+median round counts, because these machines are shared.
 """
 
 from __future__ import annotations
