@@ -61,9 +61,17 @@ class SingleInstance(QObject):
         self._server: QLocalServer | None = None
 
     def claim(self) -> bool:
-        """Take the data folder's lock; False when a running instance holds it."""
+        """Take the data folder's lock; False when a running instance holds it. A lock file
+        that cannot be written at all does not keep the app from starting: it starts
+        unguarded, as when the socket cannot listen, and says so in the log."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        return self._lock.tryLock(0)
+        if self._lock.tryLock(0):
+            return True
+        if self._lock.error() == QLockFile.LockError.LockFailedError:
+            return False  # held: another instance runs
+        log.warning("No single-instance lock in %s (%s): a second launch may open a second window",
+                    self.data_dir, self._lock.error().name)
+        return True
 
     def take_over(self) -> bool:
         """Break a lock whose holder does not answer (the person chose to start anyway).

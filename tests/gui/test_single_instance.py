@@ -180,6 +180,24 @@ def test_a_first_instance_that_does_not_answer_is_named_and_the_person_decides(
                 instance.deleteLater()
 
 
+def test_a_lock_that_cannot_be_written_does_not_keep_the_app_from_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A fake: these tests run as root, for whom no folder refuses a file; the lock reports
+    # what QLockFile says for a read-only folder.
+    class ReadOnlyFolderLock(QLockFile):
+        def tryLock(self, _timeout: int = 0) -> bool:
+            return False
+
+        def error(self) -> QLockFile.LockError:
+            return QLockFile.LockError.PermissionError
+
+    monkeypatch.setattr(single_instance, "QLockFile", ReadOnlyFolderLock)
+    instance = single_instance.SingleInstance(tmp_path / "data")
+    assert instance.claim()  # not "another instance runs": nothing holds it
+    assert "No single-instance lock" in caplog.text and "PermissionError" in caplog.text
+
+
 def test_two_data_folders_or_two_users_get_different_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import getpass
 
