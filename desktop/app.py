@@ -418,20 +418,19 @@ def _take_over_if_asked(instance: SingleInstance) -> bool:
         return False
     pid = instance.owner_pid()
     which = f" (process {pid})" if pid else ""
-    text = (f"TinyLlama is already running{which} but its window did not answer. If it stays "
+    def tell(text: str, buttons: QMessageBox.StandardButton) -> QMessageBox.StandardButton:
+        print(text, file=sys.stderr)  # also for a launch from a terminal
+        return QMessageBox.warning(None, ALREADY_RUNNING, text, buttons, QMessageBox.StandardButton.Close)
+
+    close, open_ = QMessageBox.StandardButton.Close, QMessageBox.StandardButton.Open
+    if tell(f"TinyLlama is already running{which} but its window did not answer. If it stays "
             "stuck, close it or end that process. Choose Open to start anyway, only if no "
-            "TinyLlama window is open: two would write the same history.")
-    print(text, file=sys.stderr)
-    buttons = QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Close
-    if QMessageBox.warning(None, ALREADY_RUNNING, text, buttons,
-                           QMessageBox.StandardButton.Close) != QMessageBox.StandardButton.Open:
+            "TinyLlama window is open: two would write the same history.", open_ | close) != open_:
         return False
     if instance.take_over():
         return True
-    text = (f"That TinyLlama{which} still holds its files, so this one cannot start beside it. "
-            "End that process, then start TinyLlama again.")
-    print(text, file=sys.stderr)
-    QMessageBox.warning(None, ALREADY_RUNNING, text)
+    tell(f"That TinyLlama{which} still holds its files, so this one cannot start beside it. "
+         "End that process, then start TinyLlama again.", close)
     return False
 
 

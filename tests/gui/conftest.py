@@ -193,3 +193,17 @@ def runner() -> Iterator[Any]:
     r = Runner()
     yield r
     assert r.shutdown(20000)
+
+
+def close_launched(app: Any) -> None:
+    """Undo an in-process `desktop.app.launch`: the app, its window, and its single-instance
+    lock and socket (this test process is no longer "the app" for that data folder)."""
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.qt.single_instance import SingleInstance
+
+    app.shutdown()
+    app.window.close()
+    for instance in QApplication.instance().findChildren(SingleInstance):
+        instance.close()
+        instance.deleteLater()

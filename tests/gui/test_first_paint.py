@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from desktop.app import App, launch
 from desktop.qt import first_paint
 from desktop.qt.first_paint import after_first_paint
-from desktop.qt.single_instance import SingleInstance
 from desktop.services.credentials import CredentialStore, MemoryKeyring
+from tests.gui.conftest import close_launched
 
 
 def test_the_call_comes_once_after_the_first_paint(qtbot: QtBot) -> None:
@@ -56,8 +56,4 @@ def test_launch_starts_the_profile_after_the_window_painted(qtbot: QtBot, tmp_pa
         assert started == []  # launch returned with the window up and nothing connecting yet
         qtbot.waitUntil(lambda: started == [True])
     finally:
-        app.shutdown()
-        app.window.close()
-        for instance in QApplication.instance().findChildren(SingleInstance):
-            instance.close()  # this test process is no longer "the app" for that data folder
-            instance.deleteLater()
+        close_launched(app)

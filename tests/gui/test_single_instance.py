@@ -30,6 +30,7 @@ from desktop.qt import single_instance
 from desktop.qt.single_instance import LOCK_FILE, server_name
 from desktop.services.credentials import CredentialStore, MemoryKeyring
 from desktop.views.main_window import MainWindow
+from tests.gui.conftest import close_launched
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,11 +174,7 @@ def test_a_first_instance_that_does_not_answer_is_named_and_the_person_decides(
     finally:
         held.unlock()
         if launched is not None:
-            launched[0].shutdown()
-            launched[0].window.close()
-            for instance in QApplication.instance().findChildren(single_instance.SingleInstance):
-                instance.close()
-                instance.deleteLater()
+            close_launched(launched[0])
 
 
 def test_a_lock_that_cannot_be_written_does_not_keep_the_app_from_starting(
