@@ -414,6 +414,11 @@ window._refresh_list()
 window.open_conversation(conv.id)
 window.resize(900, 600)
 window.show()
+# The code is coloured in the turn after the first paint: shoot once that has happened.
+from PySide6.QtCore import QTimer
+from desktop.qt.first_paint import after_first_paint
+after_first_paint(window, lambda: QTimer.singleShot(0, app.quit))
+app.exec()
 image = window.grab()
 print(image.devicePixelRatio(), image.width())
 image.save(sys.argv[3])
