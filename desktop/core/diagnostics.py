@@ -40,8 +40,11 @@ _SECRETS = [
     ),
     # AWS access key ids.
     (r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", REDACTED),
-    # Any other long random-looking run (token_urlsafe, hex keys): letters and digits mixed.
-    (r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{32,}\b", REDACTED),
+    # Any other long random-looking run (token_urlsafe, hex keys): letters with digits, or
+    # both cases. It is bounded by what cannot be in it, not \b: a token_urlsafe may start
+    # or end with "-", and one in 250 has no digit.
+    (r"(?<![\w-])(?:(?=[\w-]*\d)(?=[\w-]*[A-Za-z])|(?=[\w-]*[a-z])(?=[\w-]*[A-Z]))[\w-]{32,}(?![\w-])",
+     REDACTED),
 ]
 
 

@@ -47,10 +47,23 @@ def test_a_token_in_the_last_errors_never_reaches_the_diagnostics(logging_to: tu
     assert report.startswith("TinyLlama ")
 
 
+@pytest.mark.parametrize("token", [
+    "h9sEoVHY9aUmPdE3r5KG6N5qn9km_pS-",  # token_urlsafe ends with "-" (one in 64)
+    "-Ab3dEfGhIjKlMnOpQrStUvWxYz01234",  # or starts with it
+    "SqJXgVtiWUhWQFwlLUaHLYQxcdsw_eqJ",  # or has no digit (one in 250)
+    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",  # a hex key
+])
+def test_a_random_token_is_redacted_whole_whatever_its_first_and_last_characters(token: str) -> None:
+    assert redact(f"the local token {token} was refused") == "the local token [redacted] was refused"
+
+
 def test_redact_keeps_ordinary_text() -> None:
     text = "The GPU is stopping; your prompt will start when it is back (about 40 s). HTTP 503 at /prompts"
     assert redact(text) == text
     assert redact(f"token={LOCAL_TOKEN}&x=1") == "token=[redacted]&x=1"
+    for name in ("TINYLLAMA_RUNTIME_DIR_AND_MORE_WORDS", "desktop.views.main_window.MainWindow._shown_changed",
+                 "a_long_snake_case_name_of_no_secret_at_all"):
+        assert redact(name) == name
 
 
 def test_recent_errors_keeps_only_the_last_warnings_and_errors(logging_to: tuple[Path, RecentErrors]) -> None:
