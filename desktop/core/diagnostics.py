@@ -8,7 +8,6 @@ kept in memory for the report. Everything that leaves the app through the report
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import re
 import sys
 from collections import deque
@@ -93,15 +92,45 @@ class RecentErrors(logging.Handler):
         return list(self.records)
 
 
+class LogFile(logging.Handler):
+    """The rotating log file, opened at the first record it is given. The app's first records
+    come after its window is on screen, and so does logging.handlers, with the socket and
+    pickle modules it imports (together a twentieth of a launch)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+        self.path = path
+        self.file: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.file is None:
+            import logging.handlers
+
+            try:
+                self.file = logging.handlers.RotatingFileHandler(
+                    self.path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+            except OSError:
+                self.handleError(record)  # said on stderr, as logging does; the app goes on
+                return
+            self.file.setFormatter(self.formatter)
+        self.file.emit(record)  # under this handler's lock, taken by handle()
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        super().close()
+
+
 def setup_logging(log_dir: Path, recent: RecentErrors | None = None) -> Path:
     """Log INFO and above to a rotating file in `log_dir` (and into `recent`); returns the file."""
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / LOG_FILE_NAME
-    handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-    )
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.setLevel(logging.INFO)
+    handler = LogFile(path)
     root = logging.getLogger()
     for old in _installed:  # a second app in this process (tests) replaces the first's
         root.removeHandler(old)

@@ -196,12 +196,16 @@ def runner() -> Iterator[Any]:
 
 
 def close_launched(app: Any) -> None:
-    """Undo an in-process `desktop.app.launch`: the app, its window, and its single-instance
-    lock and socket (this test process is no longer "the app" for that data folder)."""
+    """Undo an in-process `desktop.app.launch`: the app, its window, its single-instance
+    lock and socket (this test process is no longer "the app" for that data folder), and its
+    pause in garbage collection, should the window have closed before its first paint."""
+    import gc
+
     from PySide6.QtWidgets import QApplication
 
     from desktop.qt.single_instance import SingleInstance
 
+    gc.enable()
     app.shutdown()
     app.window.close()
     for instance in QApplication.instance().findChildren(SingleInstance):

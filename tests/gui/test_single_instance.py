@@ -9,6 +9,7 @@ a minimised window comes back when asked.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -165,8 +166,10 @@ def test_a_first_instance_that_does_not_answer_is_named_and_the_person_decides(
             assert launched is not None and launched[0].window.isVisible()
             assert not QLockFile(str(data / LOCK_FILE)).tryLock(0)  # now this one holds it
             qtbot.waitUntil(lambda: started == [True])  # painted: it listens for later launches
+            assert gc.isenabled()
         else:  # the default, or a lock a live process holds: no second app on one history
             assert launched is None
+            assert gc.isenabled()  # no window to wait for: the launch's pause in collecting ends
             assert {id(w) for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)} <= windows_before
             assert len(told) == (2 if case == "open while held" else 1)
             if case == "open while held":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,9 +80,11 @@ def test_recent_errors_keeps_only_the_last_warnings_and_errors(logging_to: tuple
 def test_the_log_file_rotates(logging_to: tuple[Path, RecentErrors], monkeypatch: pytest.MonkeyPatch) -> None:
     path, _recent = logging_to
     handler = diagnostics._installed[0]
-    assert isinstance(handler, logging.handlers.RotatingFileHandler)
-    monkeypatch.setattr(handler, "maxBytes", 2000)
+    assert isinstance(handler, diagnostics.LogFile) and handler.file is None  # opened at the first record
     log = logging.getLogger("tinyllama.test")
+    log.info("the first line")
+    assert isinstance(handler.file, logging.handlers.RotatingFileHandler)
+    monkeypatch.setattr(handler.file, "maxBytes", 2000)
     for i in range(100):
         log.info("line %03d %s", i, "x" * 50)
     handler.flush()
@@ -95,3 +98,19 @@ def test_a_second_setup_replaces_the_first_handlers(tmp_path: Path, logging_to: 
     before = len(logging.getLogger().handlers)
     setup_logging(tmp_path / "again", RecentErrors())
     assert len(logging.getLogger().handlers) == before
+
+
+def test_a_log_file_that_cannot_be_opened_costs_no_record_elsewhere(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "logs" / diagnostics.LOG_FILE_NAME).mkdir(parents=True)  # a folder where the file goes
+    recent = RecentErrors()
+    setup_logging(tmp_path / "logs", recent)
+    try:
+        logging.getLogger("tinyllama.test").error("the engine stopped")  # no exception reaches the caller
+        assert recent.messages()[-1].endswith("the engine stopped")
+        assert "Logging error" in capsys.readouterr().err  # logging's own notice, on stderr
+    finally:
+        for handler in diagnostics._installed:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        diagnostics._installed.clear()
