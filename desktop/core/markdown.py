@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -32,8 +32,7 @@ _WORD_TOKENS = frozenset({"text", "code_inline"})
 _BREAK_TOKENS = frozenset({"softbreak", "hardbreak"})
 
 
-@dataclass(frozen=True)
-class CodeStyle:
+class CodeStyle(NamedTuple):
     """A code block's colours: a Pygments style, its background (default: the style's own),
     and the label row's text and link colours (default: the surrounding text's)."""
 

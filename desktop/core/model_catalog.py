@@ -14,14 +14,13 @@ wrong pin fails loudly on the first real download rather than passing a wrong fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote
 
 HUB = "https://huggingface.co"
 
 
-@dataclass(frozen=True)
-class CatalogModel:
+class CatalogModel(NamedTuple):
     """One downloadable GGUF file, pinned by repository, commit, name, size and sha256."""
 
     key: str

@@ -7,7 +7,7 @@ and views never index into dicts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from backend.core.ports import ComputeState
 
@@ -28,8 +28,7 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-@dataclass(frozen=True)
-class Compute:
+class Compute(NamedTuple):
     """The compute part of an answer: state and seconds until ready."""
 
     state: ComputeState = ComputeState.UNKNOWN
@@ -42,8 +41,7 @@ class Compute:
         return cls(ComputeState.parse(data.get("state")), _float(data.get("eta_s")) or 0.0)
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(NamedTuple):
     """The budget guard's view: `ok`, `warning`, `exceeded` or `unknown`."""
 
     state: str = "unknown"
@@ -63,18 +61,17 @@ class Budget:
         )
 
 
-@dataclass(frozen=True)
-class ServerStatus:
+class ServerStatus(NamedTuple):
     """`GET /status`: compute, worker, queue and budget."""
 
-    compute: Compute = field(default_factory=Compute)
+    compute: Compute = Compute()
     instance_type: str | None = None
     since: float | None = None
     detail: str = ""
     engine: str | None = None
     model: str | None = None
     queue_depth: int = 0
-    budget: Budget = field(default_factory=Budget)
+    budget: Budget = Budget()
     # Unix times: when the machine stops for idleness if nothing comes (None while answers
     # run or wait, or not known), and when it stopped (None unless stopped, or not known).
     idle_stop_at: float | None = None
@@ -108,8 +105,7 @@ class ServerStatus:
         )
 
 
-@dataclass(frozen=True)
-class PromptState:
+class PromptState(NamedTuple):
     """`GET /prompts/{id}` (and the 202 of `POST /prompts`, which has no text yet)."""
 
     request_id: str
@@ -124,7 +120,7 @@ class PromptState:
     total_s: float | None = None
     cost_usd: float | None = None
     error: str | None = None
-    compute: Compute = field(default_factory=Compute)
+    compute: Compute = Compute()
     retrying: bool = False  # a worker died and the answer started over from empty
     # Why the answer ended ("stop", "length", "cancelled", a server's own word); None
     # until it ends, and always None from servers older than the field: unknown, not cut.

@@ -15,9 +15,8 @@ an unusual system palette never gets light text on a light box.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from string import Template
+from typing import NamedTuple
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
@@ -66,8 +65,7 @@ _VARIANTS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Colours:
+class Colours(NamedTuple):
     """The semantic colours of the current palette, as `#rrggbb` names (usable in HTML and CSS)."""
 
     dark: bool
@@ -204,7 +202,7 @@ def styled(widget: QWidget, template: str) -> None:
 
 
 def _apply_template(widget: QWidget, template: str, current: Colours) -> None:
-    sheet = Template(template).substitute(dataclasses.asdict(current))
+    sheet = Template(template).substitute(current._asdict())
     if widget.styleSheet() != sheet:  # a style sheet that sets colours changes the widget's palette
         widget.setStyleSheet(sheet)
 

@@ -3,7 +3,6 @@ prompt waits; it turns red for the budget guard's refusal and for connection err
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 
@@ -97,8 +96,8 @@ class WakeStatusBar(QWidget):
         same = compute.state == self.status.compute.state
         # A prompt's answer says nothing of when the machine idles out or stopped: those
         # hold only while the state is the one /status saw.
-        self.status = dataclasses.replace(
-            self.status, compute=compute,
+        self.status = self.status._replace(
+            compute=compute,
             idle_stop_at=self.status.idle_stop_at if same else None,
             stopped_at=self.status.stopped_at if same else None,
         )
@@ -131,7 +130,7 @@ class WakeStatusBar(QWidget):
         eta_left = max(self.status.compute.eta_s - (time.monotonic() - self._received), 0.0)
         status = self.status
         if status.engine is None and self.local_engine:
-            status = dataclasses.replace(status, engine=self.local_engine)
+            status = status._replace(engine=self.local_engine)
         self.label.setText(self._note or wake.describe(status, eta_left, self._waiting, self._running,
                                                        now=self.clock()))
         # A note (reconnecting) means the last state is not known to hold: no green dot.

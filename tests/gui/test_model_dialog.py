@@ -4,7 +4,6 @@ the app switching engine without a restart."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -39,8 +38,8 @@ def server() -> Iterator[ModelServer]:
 def _model(server: ModelServer) -> CatalogModel:
     # ModelServer serves /repo/resolve/abc123/tiny.gguf, as the Hub serves repo@revision/file.
     hub = server.url.split("/repo/")[0]
-    return dataclasses.replace(TINYLLAMA_CHAT, hub=hub, repository="repo", revision="abc123", file_name="tiny.gguf",
-                               size_bytes=len(PAYLOAD), sha256=server.sha256)
+    return TINYLLAMA_CHAT._replace(hub=hub, repository="repo", revision="abc123", file_name="tiny.gguf",
+                                   size_bytes=len(PAYLOAD), sha256=server.sha256)
 
 
 def _dialog(qtbot, paths: AppPaths, runner: Runner, model: CatalogModel,  # type: ignore[no-untyped-def]
@@ -90,7 +89,7 @@ def test_cancel_keeps_the_bytes_and_offers_to_resume(qtbot, paths, runner, serve
 
 
 def test_a_download_that_fails_says_why(qtbot, paths, runner, server) -> None:  # type: ignore[no-untyped-def]
-    model = dataclasses.replace(_model(server), file_name="gone.gguf")  # the server has no such file: 404
+    model = _model(server)._replace(file_name="gone.gguf")  # the server has no such file: 404
     dialog = _dialog(qtbot, paths, runner, model)
     dialog.download_button.click()
     qtbot.waitUntil(lambda: "HTTP 404" in dialog.problems.text(), timeout=10000)

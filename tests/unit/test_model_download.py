@@ -3,7 +3,6 @@ full download, resume after a cut, a wrong checksum, 404, a full disk, Cancel.""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import threading
@@ -35,9 +34,8 @@ def server() -> Iterator[ModelServer]:
 
 
 def _model(server: ModelServer, **changes: object) -> CatalogModel:
-    pinned = dataclasses.replace(TINYLLAMA_CHAT, file_name="tiny.gguf", size_bytes=len(PAYLOAD),
-                                 sha256=server.sha256)
-    return dataclasses.replace(pinned, **changes)  # type: ignore[arg-type]
+    pinned = TINYLLAMA_CHAT._replace(file_name="tiny.gguf", size_bytes=len(PAYLOAD), sha256=server.sha256)
+    return pinned._replace(**changes)  # type: ignore[arg-type]
 
 
 def _downloader(tmp_path: Path, **kwargs: object) -> ModelDownloader:
