@@ -11,7 +11,6 @@ empty chat's window paints without them (bench/ui_startup.py).
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
@@ -101,6 +100,8 @@ class MarkdownRenderer:
 
     def _colourer(self) -> Callable[[str, str], str]:
         """(code, language) -> the code as HTML: Pygments' spans, or just escaped."""
+        import html  # loads html.entities' big tables: with the first message, not the window
+
         if not self.highlight:
             return lambda code, _lang: html.escape(code)
         from pygments import highlight
@@ -109,6 +110,8 @@ class MarkdownRenderer:
         return lambda code, lang: str(highlight(code, _lexer(lang, code), formatter))
 
     def render(self, text: str, block_offset: int = 0) -> Rendered:
+        import html
+
         if self._md is None:
             self._md = _markdown()
             self._md.add_render_rule("table_open", lambda *_args: _TABLE_OPEN + "\n")

@@ -15,9 +15,9 @@ prompt is being edited). Up in an empty box edits the last prompt; Esc stops edi
 
 from __future__ import annotations
 
-import html
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QFocusEvent, QGuiApplication, QHideEvent, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
@@ -39,6 +39,9 @@ from desktop.core.markdown import MarkdownRenderer
 from desktop.core.models import ChatMessage, Conversation
 from desktop.qt.first_paint import after_first_paint
 from desktop.views import theme
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import QUrl
 
 # How many messages a chat shows when opened; older ones come with "Show earlier".
 RECENT = 16
@@ -392,6 +395,8 @@ class ChatView(QWidget):
     # rendering -----------------------------------------------------------------------
 
     def _message_html(self, msg: ChatMessage, offset: int, last: bool = True) -> tuple[str, list[str]]:
+        import html  # with the first message: an empty chat's window paints without it
+
         who = {"user": "You", "assistant": "Assistant"}.get(msg.role, msg.role.title())
         c = theme.colours()
         self._renderer.code_style = c.code()

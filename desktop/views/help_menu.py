@@ -3,16 +3,19 @@ window's menu bar."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QObject, Qt, QUrl, qVersion
+from PySide6.QtCore import QObject, Qt, qVersion
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
+from PySide6.QtWidgets import QMainWindow, QMenu
 
 from desktop.core.diagnostics import app_version
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QMessageBox
 
 # The README and docs next to the package in a checkout or an installed source tree; a
 # bundle carries neither, and then About names the README instead of linking it.
@@ -32,6 +35,10 @@ def licence() -> str:
 
 def about_text(root: Path = SOURCE_ROOT) -> str:
     """Help → About as HTML: version, licence, and links to the README and docs."""
+    import html  # this, QUrl and the dialogs load when the menu is first used, not at start-up
+
+    from PySide6.QtCore import QUrl
+
     links = [f'<a href="{QUrl.fromLocalFile(str(path)).toString()}">{label}</a>'
              for label, path in (("README", root / "README.md"), ("Screenshots and docs", root / "docs"))
              if path.exists()]
@@ -68,6 +75,8 @@ class HelpMenu(QObject):
 
     def show_about(self) -> QMessageBox:
         """Help → About: version, licence, links (window-modal, no nested event loop)."""
+        from PySide6.QtWidgets import QMessageBox
+
         box = QMessageBox(QMessageBox.Icon.NoIcon, "About TinyLlama", about_text(),
                           QMessageBox.StandardButton.Close, self.window)
         box.setTextFormat(Qt.TextFormat.RichText)
@@ -79,6 +88,9 @@ class HelpMenu(QObject):
     def open_log_folder(self) -> bool:
         """Open the log folder in the file manager; where none opens it (a bare desktop, a
         sandbox), show its path and copy it so it can be pasted into one."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtWidgets import QMessageBox
+
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.log_dir))):
             return True

@@ -7,17 +7,16 @@ composition root (desktop/app.py) gives it an ApiClient once the profile is conn
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -37,6 +36,9 @@ from desktop.views.chat_view import EDIT_BUSY, ChatView
 from desktop.views.conversation_list import ConversationList
 from desktop.views.screen_fit import FRAME_ALLOWANCE_PX
 from desktop.views.wake_status import WakeStatusBar
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 SIGN_IN_FIRST = "Sign in from Account → Sign in… first; your prompt is still in the box."
 NOT_CONNECTED = "Not connected yet; your prompt is still in the box. Send it again when the status bar says so."
@@ -239,6 +241,8 @@ class MainWindow(QMainWindow):
         return f"<table cellpadding='3'>{rows}</table>"
 
     def show_shortcuts(self) -> QMessageBox:
+        from PySide6.QtWidgets import QMessageBox  # dialogs load when first opened
+
         box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", self.shortcuts_text(),
                           QMessageBox.StandardButton.Close, self)
         box.setTextFormat(Qt.TextFormat.RichText)
@@ -537,6 +541,8 @@ class MainWindow(QMainWindow):
         self._refresh_list()
 
     def _confirm_delete(self, conv_id: int) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         conv = self.history.conversation(conv_id)
         answer = QMessageBox.question(self, "Delete chat", f"Delete “{conv.title if conv else ''}”?")
         if answer == QMessageBox.StandardButton.Yes:
@@ -557,6 +563,9 @@ class MainWindow(QMainWindow):
 
     def _ask_export(self, conv_id: int, fmt: str) -> QFileDialog | None:
         """Ask where to save chat `conv_id` (in Documents, named after the chat), then save."""
+        from PySide6.QtCore import QStandardPaths
+        from PySide6.QtWidgets import QFileDialog
+
         conv = self.history.conversation(conv_id)
         if conv is None:
             return None

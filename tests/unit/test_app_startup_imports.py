@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # metadata for Help → About, the subcommands' parsers only for a command line with arguments.
 # The single-instance socket (QtNetwork, and the hash naming it) once the window is painted,
 # uuid (which loads platform) with the first prompt, ctypes only where Qt will use xcb; the
-# rotating log file (logging.handlers, socket, pickle) with the first record logged.
+# rotating log file (logging.handlers, socket, pickle) with the first record logged; html
+# (its entity tables) with the first message.
 LATER = ("PySide6.QtNetwork", "hashlib", "uuid", "platform", "ctypes", "logging.handlers", "socket", "pickle",
+         "html",
          "boto3", "botocore", "redis", "pycognito", "keyring", "requests", "urllib3",
          "backend.entrypoints.local_service", "backend.entrypoints.local", "desktop.services.local_profile",
          "desktop.services.auth", "desktop.views.wizard", "desktop.views.cost_panel",
