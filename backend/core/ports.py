@@ -9,8 +9,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class ComputeState(enum.StrEnum):
@@ -57,8 +56,7 @@ _STATE_LABELS = {
 }
 
 
-@dataclass(frozen=True)
-class MachineStatus:
+class MachineStatus(NamedTuple):
     """The machine's own state, before the worker's heartbeat is taken into account.
 
     `running` means the machine is up; whether the model is loaded is the worker's to say.
@@ -84,8 +82,7 @@ class ComputeControl(Protocol):
         ...
 
 
-@dataclass
-class Chunk:
+class Chunk(NamedTuple):
     """A piece of streamed output; the last one carries usage and a finish reason."""
 
     text: str = ""

@@ -12,7 +12,6 @@ empty chat's window paints without them (bench/ui_startup.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -48,12 +47,11 @@ class CodeStyle(NamedTuple):
         return str(get_style_by_name(self.pygments_style).background_color)
 
 
-@dataclass
-class Rendered:
+class Rendered(NamedTuple):
     """HTML for one message and the raw text of each of its code blocks."""
 
     html: str
-    code_blocks: list[str] = field(default_factory=list)
+    code_blocks: list[str]
 
 
 def _markdown() -> MarkdownIt:
