@@ -16,7 +16,8 @@ at both:
                reused by the others, as a second launch reuses it;
 - `returning`  the same with a chat of 20 Markdown answers (code blocks, a table) reopened.
 
-Prints medians and the ratios; no pass/fail. Offscreen by default; in a real X window:
+Prints medians and their ratios, and the median of each round's own ratio (the steadier
+figure on a shared machine); no pass/fail. Offscreen by default; in a real X window:
 
     .venv/bin/python -m bench ui_startup [--runs 5]
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python -m bench ui_startup
@@ -267,6 +268,13 @@ def main(argv: list[str] | None = None) -> None:
               f" memory shown {med[kind]['shown_rss_mb'] / med['bare']['shown_rss_mb']:.2f}x,"
               f" connected {med[kind]['connected_s'] / med['bare']['shown_s']:.2f}x,"
               f" memory connected {med[kind]['rss_mb'] / med['bare']['rss_mb']:.2f}x")
+    # Each round runs every kind back to back, so a round's own ratio cancels the drift of
+    # a shared machine between rounds: its median is the steadier figure of the two.
+    for kind in ("widgets", "app", "returning"):
+        paired = sorted(r["shown_s"] / b["shown_s"] for r, b in zip(results[kind], results["bare"], strict=True))
+        quarter = len(paired) // 4
+        print(f"round by round {kind}/bare: shown {statistics.median(paired):.2f}x"
+              f" (middle half {paired[quarter]:.2f}-{paired[-1 - quarter]:.2f}x)")
 
 
 if __name__ == "__main__":
