@@ -36,12 +36,14 @@ import gc, json, sys, tempfile
 from pathlib import Path
 
 import desktop.cli  # the console script's module
-from desktop.app import launch
+from desktop.app import App, launch
 from desktop.qt.first_paint import after_first_paint
 from desktop.services.credentials import CredentialStore, MemoryKeyring
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+profile_started = []
+App.start = lambda self: profile_started.append(True)  # a test starts no background service
 app, _help = launch(Path(tempfile.mkdtemp()), CredentialStore(MemoryKeyring()))
 result = {}
 
@@ -54,6 +56,7 @@ def painted():
 
 def after_launch_painted():
     result["collecting_after"] = gc.isenabled()
+    result["started_after"] = profile_started == [True]
     QApplication.instance().quit()
 
 after_first_paint(app.window, painted)
@@ -71,6 +74,7 @@ def test_the_first_screen_loads_no_aws_redis_http_markdown_or_local_service_code
     assert result["started"] is False  # measured at the first paint, before the profile starts
     # The garbage collector waits for the window to be on screen, then works as usual.
     assert result["collecting"] is False and result["collecting_after"] is True
+    assert result["started_after"]  # the launch's own callback did run
     loaded = set(result["loaded"])
     early = sorted(m for m in loaded if m in LATER or m.split(".")[0] in LATER
                    or any(m.startswith(later + ".") for later in LATER))
