@@ -1,11 +1,17 @@
-"""Fixtures shared by every test folder: a real redis-server, fresh per test, and a clock
-that tests set and move themselves (never the calendar's)."""
+"""Fixtures shared by every test folder: a real redis-server, fresh per test, a clock
+that tests set and move themselves (never the calendar's), and a check that no process a
+test started outlives the session."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
@@ -36,6 +42,52 @@ class FrozenClock:
     def datetime(self) -> datetime:
         """The current instant, in UTC."""
         return datetime.fromtimestamp(self.now, UTC)
+
+
+LEFT_RUNNING_GRACE_S = 5.0
+
+
+def _left_running(basetemp: Path) -> dict[int, str]:
+    """Processes (Linux's /proc) whose environment points into this session's temporary
+    folder, as a test's HOME or runtime folder does: pid -> what it runs, and for which test."""
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            env = dict(var.split("=", 1) for var in (proc / "environ").read_bytes().decode(errors="replace")
+                       .split("\0") if "=" in var)
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if int(proc.name) != os.getpid() and any(str(basetemp) in value for value in env.values()):
+            found[int(proc.name)] = f"{command} (started in {env.get('PYTEST_CURRENT_TEST', 'a fixture')})"
+    return found
+
+
+def _after_grace(basetemp: Path, pids: set[int] | None = None) -> dict[int, str]:
+    """What still runs of `pids` (of every process in `basetemp` when None) once they have
+    had LEFT_RUNNING_GRACE_S to end. They are not this process's children: nothing to wait
+    on but their /proc entries."""
+    deadline = time.monotonic() + LEFT_RUNNING_GRACE_S
+    while True:
+        left = {pid: what for pid, what in _left_running(basetemp).items() if pids is None or pid in pids}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fail the session if a background service, engine or redis-server a test started is
+    still running after every teardown (then end it): a person's machine would keep it."""
+    yield
+    basetemp = tmp_path_factory.getbasetemp()
+    still = left = _after_grace(basetemp)  # one told to stop at the last teardown may still be exiting
+    for sig in (signal.SIGTERM, signal.SIGKILL):  # TERM first: a service then stops its own redis-server
+        for pid in still:
+            with contextlib.suppress(OSError):  # it ended meanwhile
+                os.kill(pid, sig)
+        still = _after_grace(basetemp, set(still))
+    assert not left, "processes outlived the tests:\n" + "\n".join(f"  {pid}: {what}" for pid, what in left.items())
 
 
 # A month's last second but 30, in a leap February: the instant most date code gets wrong.
