@@ -50,6 +50,7 @@ LEFT_RUNNING_GRACE_S = 5.0
 def _left_running(basetemp: Path) -> dict[int, str]:
     """Processes (Linux's /proc) whose environment points into this session's temporary
     folder, as a test's HOME or runtime folder does: pid -> what it runs, and for which test."""
+    inside = f"{basetemp}{os.sep}"  # not the prefix of a later session's pytest-4810 for pytest-481
     found = {}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -58,7 +59,7 @@ def _left_running(basetemp: Path) -> dict[int, str]:
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:  # gone meanwhile, or not ours to read
             continue
-        if int(proc.name) != os.getpid() and any(str(basetemp) in value for value in env.values()):
+        if int(proc.name) != os.getpid() and any(inside in f"{value}{os.sep}" for value in env.values()):
             found[int(proc.name)] = f"{command} (started in {env.get('PYTEST_CURRENT_TEST', 'a fixture')})"
     return found
 
