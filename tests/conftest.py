@@ -8,7 +8,6 @@ import contextlib
 import os
 import shutil
 import signal
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ import redis
 
 from backend.adapters.redis_queue import RedisQueue
 from backend.entrypoints.local import RedisServer
+from tests.helpers import wait_until
 
 # Fixture modules every test can use without importing them.
 pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.imds", "tests.fixtures.vllm",
@@ -68,12 +68,12 @@ def _after_grace(basetemp: Path, pids: set[int] | None = None) -> dict[int, str]
     """What still runs of `pids` (of every process in `basetemp` when None) once they have
     had LEFT_RUNNING_GRACE_S to end. They are not this process's children: nothing to wait
     on but their /proc entries."""
-    deadline = time.monotonic() + LEFT_RUNNING_GRACE_S
-    while True:
-        left = {pid: what for pid, what in _left_running(basetemp).items() if pids is None or pid in pids}
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.1)
+    def running() -> dict[int, str]:
+        return {pid: what for pid, what in _left_running(basetemp).items() if pids is None or pid in pids}
+
+    with contextlib.suppress(AssertionError):  # still running after the grace: the caller says so
+        wait_until(lambda: not running(), timeout=LEFT_RUNNING_GRACE_S, interval=0.1)
+    return running()
 
 
 @pytest.fixture(scope="session", autouse=True)
