@@ -188,20 +188,25 @@ METRICS = ("shown_s", "connected_s", "shown_rss_mb", "rss_mb")
 
 def run(kind: str, service_dir: Path, template: Path) -> dict[str, float]:
     import shutil
-    import subprocess
     import tempfile
 
     data_dir = Path(tempfile.mkdtemp(prefix="tinyllama-bench-data-"))
     try:
         shutil.copytree(template / kind, data_dir, dirs_exist_ok=True)
-        env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-                   PYTHONPATH=str(ROOT), TINYLLAMA_RUNTIME_DIR=str(service_dir / "runtime"),
-                   TINYLLAMA_DATA_DIR=str(service_dir / "data"), **{T0_ENV: repr(time.monotonic())})
-        out = subprocess.run([sys.executable, __file__, "--child", kind, str(data_dir)], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=120, check=True)
-        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+        return _launch(kind, data_dir, service_dir)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _launch(kind: str, data_dir: Path, service_dir: Path) -> dict[str, float]:
+    import subprocess
+
+    env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+               PYTHONPATH=str(ROOT), TINYLLAMA_RUNTIME_DIR=str(service_dir / "runtime"),
+               TINYLLAMA_DATA_DIR=str(service_dir / "data"), **{T0_ENV: repr(time.monotonic())})
+    out = subprocess.run([sys.executable, __file__, "--child", kind, str(data_dir)], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def _stop_service(service_dir: Path) -> None:
@@ -215,12 +220,19 @@ def _stop_service(service_dir: Path) -> None:
         pass
 
 
-def _templates(root: Path) -> Path:
-    """Each kind's data folder as a launch finds it (copied fresh for every run)."""
-    settings = json.dumps({"local": {"model_offered": True}})  # a returning person's launch
+def _templates(root: Path, service_dir: Path) -> Path:
+    """Each kind's data folder as a launch finds it (copied fresh for every run): with the
+    settings an earlier launch saved, as a returning person's. That launch, not counted, also
+    starts the background service."""
+    import shutil
+
+    first = root / "first"
+    first.mkdir(parents=True)
+    (first / "settings.json").write_text(json.dumps({"local": {"model_offered": True}}))  # offer answered
+    _launch("app", first, service_dir)
     for kind in KINDS:
-        (root / kind).mkdir(parents=True)
-        (root / kind / "settings.json").write_text(settings)
+        (root / kind).mkdir()
+        shutil.copy2(first / "settings.json", root / kind / "settings.json")
     _returning_history(root / "returning")
     return root
 
@@ -246,10 +258,10 @@ def main(argv: list[str] | None = None) -> None:
     for package in ("desktop", "backend"):
         compileall.compile_dir(ROOT / package, quiet=1)
     scratch = Path(tempfile.mkdtemp(prefix="tinyllama-bench-startup-"))
-    service_dir, template = scratch / "service", _templates(scratch / "template")
+    service_dir = scratch / "service"
     results: dict[str, list[dict[str, float]]] = {k: [] for k in KINDS}
     try:
-        run("app", service_dir, template)  # starts the background service; not counted
+        template = _templates(scratch / "template", service_dir)
         for _ in range(args.runs):  # interleaved, so drift in the machine hits all alike
             for kind in KINDS:
                 results[kind].append(run(kind, service_dir, template))

@@ -31,7 +31,7 @@ RECONNECT_RETRY_S = 10.0
 SMOKE_CONNECT_S = 60.0
 
 if TYPE_CHECKING:
-    from PySide6.QtWidgets import QDialog
+    from PySide6.QtWidgets import QApplication, QDialog
 
     from desktop.core.diagnostics import RecentErrors
     from desktop.qt.single_instance import SingleInstance
@@ -407,7 +407,7 @@ def _launch(data_dir: Path | None, credentials: CredentialStore | None) -> tuple
     log_file = setup_logging(log_dir, recent)
     settings = Settings(paths.settings_file)
     # Before the window exists: its widgets are polished once, in the chosen theme.
-    theme.apply(qt_app, str(settings.get("appearance.theme")))
+    theme.apply(qt_app, str(settings.get("appearance.theme")), str(settings.get("appearance.system")))
     app = App(paths, credentials, settings=settings)
     instance.activated.connect(app.window.bring_to_front)
     help_menu = _add_help(app, log_dir, recent, log_file)
@@ -417,11 +417,32 @@ def _launch(data_dir: Path | None, credentials: CredentialStore | None) -> tuple
 
     def painted() -> None:
         gc.enable()
+        _follow_system_scheme(qt_app, settings)
         instance.listen()
         app.start()
 
     after_first_paint(app.window, painted)
     return app, help_menu
+
+
+def _follow_system_scheme(qt_app: QApplication, settings: Settings) -> None:
+    """The launch coloured the window for the platform's light or dark of the last launch
+    (theme.apply): now ask the platform, follow it if it changed since, and keep its answer
+    for the next launch whenever it changes. (With Light or Dark chosen there is nothing to
+    follow, and the platform answers with that choice.)"""
+    from desktop.views import theme
+
+    def remember(_scheme: object = None) -> bool:
+        scheme = theme.system_scheme(qt_app)
+        if theme.current_choice() != "system" or scheme == settings.get("appearance.system"):
+            return False
+        settings.set("appearance.system", scheme)
+        settings.save()
+        return True
+
+    if remember():
+        theme.apply(qt_app, "system", str(settings.get("appearance.system")))
+    qt_app.styleHints().colorSchemeChanged.connect(remember)  # the theme follows by itself
 
 
 def _take_over_if_asked(instance: SingleInstance) -> bool:

@@ -37,8 +37,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # send_key: "enter" (Shift+Enter makes a new line) | "ctrl+enter" (Enter makes a new line)
     "chat": {"system_prompt": "", "temperature": 0.7, "max_tokens": 512, "model": "", "send_key": "enter"},
-    # theme: "system" (the platform's light or dark, followed as it changes) | "light" | "dark"
-    "appearance": {"theme": "system"},
+    # theme: "system" (the platform's light or dark, followed as it changes) | "light" | "dark";
+    # system: the platform's "light" or "dark" at the last launch ("" before the first)
+    "appearance": {"theme": "system", "system": ""},
     # geometry and splitter: Qt's saveGeometry()/saveState() bytes, base64 ("" = never saved)
     "window": {"last_conversation": 0, "geometry": "", "splitter": ""},
 }

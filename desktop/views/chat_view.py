@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6 import QtCore  # its Qt namespace only once used: see desktop.qt.properties
+from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtGui import QFocusEvent, QGuiApplication, QHideEvent, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
@@ -141,7 +142,6 @@ class ChatView(QWidget):
         self.jump_button = QToolButton(self.transcript)
         self.jump_button.setText("↓ Jump to latest")
         self.jump_button.setToolTip("Scroll to the newest message (End)")
-        self.jump_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.jump_button.clicked.connect(self.jump_to_latest)
         self.jump_button.setVisible(False)
         self.transcript.installEventFilter(self)
@@ -324,7 +324,7 @@ class ChatView(QWidget):
         self.prompt.setPlainText(msg.content)
         self.prompt.moveCursor(QTextCursor.MoveOperation.End)
         self.edit_bar.setVisible(True)
-        self.prompt.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.prompt.setFocus()
         return True
 
     def edit_last_prompt(self) -> bool:
@@ -551,6 +551,8 @@ class ChatView(QWidget):
     def _update_jump(self) -> None:
         show = not self._following and not self.at_bottom()
         if show != self.jump_button.isVisible():
+            if show:  # a hand, as over a link (not set at start: see desktop.qt.properties)
+                self.jump_button.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
             self.jump_button.setVisible(show)
         if show:
             self._place_jump()
@@ -573,32 +575,32 @@ class ChatView(QWidget):
             watched is self.prompt
             and event.type() == QEvent.Type.KeyPress
             and isinstance(event, QKeyEvent)
-            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and event.key() in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter)
         ):
             mods = event.modifiers()
-            ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
-            plain = not mods & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
-                                | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier)
+            ctrl = bool(mods & QtCore.Qt.KeyboardModifier.ControlModifier)
+            plain = not mods & (QtCore.Qt.KeyboardModifier.ShiftModifier | QtCore.Qt.KeyboardModifier.ControlModifier
+                                | QtCore.Qt.KeyboardModifier.AltModifier | QtCore.Qt.KeyboardModifier.MetaModifier)
             # Ctrl+Enter sends in either mode: nobody presses it for a new line.
             if ctrl or (plain and self.send_key == "enter"):
                 self._send()
                 return True
-            if self.send_key == "enter" and mods & Qt.KeyboardModifier.ShiftModifier:
+            if self.send_key == "enter" and mods & QtCore.Qt.KeyboardModifier.ShiftModifier:
                 self.prompt.insertPlainText("\n")  # Shift+Enter: a plain newline, not a soft break
                 return True
         return super().eventFilter(watched, event)
 
     def _prompt_key(self, event: QKeyEvent) -> bool:
         """Esc while editing cancels the edit; Up in an empty box edits the last prompt."""
-        plain = event.modifiers() in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier)
-        if event.key() == Qt.Key.Key_Escape and plain and self._editing is not None:
+        plain = event.modifiers() in (QtCore.Qt.KeyboardModifier.NoModifier, QtCore.Qt.KeyboardModifier.KeypadModifier)
+        if event.key() == QtCore.Qt.Key.Key_Escape and plain and self._editing is not None:
             if event.type() == QEvent.Type.ShortcutOverride:
                 event.accept()  # the window's Esc (Stop) must not take this key
                 return True
             if event.type() == QEvent.Type.KeyPress:
                 self.cancel_edit()
                 return True
-        if (event.type() == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Up and plain
+        if (event.type() == QEvent.Type.KeyPress and event.key() == QtCore.Qt.Key.Key_Up and plain
                 and not self.prompt.toPlainText()):
             self.edit_last_prompt()
             return True

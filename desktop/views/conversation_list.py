@@ -5,7 +5,8 @@ A search that finds nothing says so in place of the list, naming what was search
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6 import QtCore  # its Qt namespace only once used: see desktop.qt.properties
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -19,8 +20,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.models import Conversation
+from desktop.qt.properties import set_properties
 
-_ID = Qt.ItemDataRole.UserRole
+_ID = 0x0100  # Qt.ItemDataRole.UserRole, the first role for an app's data (see desktop.qt.properties)
 
 
 class ConversationList(QWidget):
@@ -46,9 +48,8 @@ class ConversationList(QWidget):
         self.items.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
         )
-        self.items.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.items.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.items.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        set_properties(self.items, horizontalScrollBarPolicy="ScrollBarAlwaysOff", textElideMode="ElideRight",
+                       contextMenuPolicy="CustomContextMenu")
         self.items.customContextMenuRequested.connect(self._menu)
         self.items.currentItemChanged.connect(self._current_changed)
         self.items.itemChanged.connect(self._edited)
@@ -56,17 +57,17 @@ class ConversationList(QWidget):
         self.items.itemActivated.connect(lambda _item: self.chosen.emit())
         self.no_match = QLabel(self)
         self.no_match.setWordWrap(True)
-        self.no_match.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # At the top of the room the list leaves, where the first match would be; the search
+        # text is shown as typed.
+        set_properties(self.no_match, alignment="AlignTop|AlignHCenter", textFormat="PlainText")
         self.no_match.setContentsMargins(6, 12, 6, 0)
-        self.no_match.setTextFormat(Qt.TextFormat.PlainText)  # the search text is shown as typed
         self.no_match.setVisible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 0, 6)
         layout.addWidget(self.new_button)
         layout.addWidget(self.search)
         layout.addWidget(self.items, 1)
-        # At the top of the room the list leaves, where the first match would be.
-        layout.addWidget(self.no_match, 1, Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self.no_match, 1)
         self._filling = False
 
     def set_conversations(self, conversations: list[Conversation], current: int | None,
@@ -79,9 +80,7 @@ class ConversationList(QWidget):
         self._filling = True
         self.items.clear()
         for conv in conversations:
-            item = QListWidgetItem(conv.title)
-            item.setData(_ID, conv.id)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+            item = _item(conv)
             self.items.addItem(item)
             if conv.id == current:
                 self.items.setCurrentItem(item)
@@ -114,3 +113,11 @@ class ConversationList(QWidget):
         menu.addSeparator()
         menu.addAction("Delete", lambda: self.delete_requested.emit(conv_id))
         menu.exec(self.items.viewport().mapToGlobal(pos))  # type: ignore[arg-type]
+
+
+def _item(conv: Conversation) -> QListWidgetItem:
+    """A chat's row: its title, renamed in place."""
+    item = QListWidgetItem(conv.title)
+    item.setData(_ID, conv.id)
+    item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsEditable)
+    return item

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6 import QtCore  # its Qt namespace only once used: see desktop.qt.properties
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QObject, Qt, qVersion
+from PySide6.QtCore import QObject, qVersion
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMainWindow, QMenu
 
@@ -79,8 +80,8 @@ class HelpMenu(QObject):
 
         box = QMessageBox(QMessageBox.Icon.NoIcon, "About TinyLlama", about_text(),
                           QMessageBox.StandardButton.Close, self.window)
-        box.setTextFormat(Qt.TextFormat.RichText)
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        box.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        box.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextBrowserInteraction)
         self.dialog = box
         box.open()
         return box
@@ -98,7 +99,7 @@ class HelpMenu(QObject):
         box = QMessageBox(QMessageBox.Icon.Information, "Log folder",
                           f"No file manager opened the log folder. It is here:\n\n{self.log_dir}\n\n"
                           "Path copied to the clipboard.", QMessageBox.StandardButton.Close, self.window)
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.dialog = box
         box.open()
         return False

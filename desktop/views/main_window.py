@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
+from PySide6 import QtCore  # its Qt namespace only once used: see desktop.qt.properties
+from PySide6.QtCore import QByteArray, QEvent, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -29,6 +30,7 @@ from desktop.core.models import ChatMessage, Conversation
 from desktop.core.settings import Settings
 from desktop.qt.chat_session import ChatSession
 from desktop.qt.poller import StatusPoller
+from desktop.qt.properties import set_properties
 from desktop.qt.runner import Runner
 from desktop.services.api import ApiClient
 from desktop.views import theme
@@ -122,10 +124,15 @@ class MainWindow(QMainWindow):
         notice_row = QHBoxLayout(self.notice_box)
         notice_row.setContentsMargins(6, 6, 6, 6)
         notice_row.addWidget(self.notice, 1)
-        notice_row.addWidget(self.notice_close, 0, Qt.AlignmentFlag.AlignTop)
+        close_column = QVBoxLayout()  # ✕ at the top of a notice of several lines
+        close_column.addWidget(self.notice_close)
+        close_column.addStretch(1)
+        notice_row.addLayout(close_column)
         self.notice_box.setVisible(False)
 
-        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        # Side by side. (The parent by keyword: PySide would first try a positional one as a
+        # Qt.Orientation, building the whole Qt namespace; desktop.qt.properties.)
+        splitter = QSplitter(parent=self)
         splitter.addWidget(self.conversations)
         splitter.addWidget(self.chat)
         splitter.setStretchFactor(1, 1)
@@ -182,21 +189,21 @@ class MainWindow(QMainWindow):
         self.chat.prompt.setFocus()  # typing starts at once
 
     def _build_menus(self) -> None:
+        # Shortcuts go in with the action or through setShortcuts: PySide resolves
+        # setShortcut(…) by first trying its argument as Qt's key types, which builds the whole
+        # Qt namespace before the first paint (desktop.qt.properties).
         chat = self.menuBar().addMenu("&Chat")
-        new = QAction("&New chat", self, shortcut=QKeySequence.StandardKey.New)
-        new.triggered.connect(self.new_conversation)
-        chat.addAction(new)
-        self.stop_action = chat.addAction("&Stop the answer", self.stop)
-        self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.regenerate_action = chat.addAction("&Regenerate the last answer", self.regenerate)
-        self.regenerate_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
-        self.copy_answer_action = chat.addAction("&Copy the last answer", self.copy_last_answer)
-        self.copy_answer_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        new = chat.addAction("&New chat", self.new_conversation)
+        new.setShortcuts(QKeySequence.StandardKey.New)
+        self.stop_action = chat.addAction("&Stop the answer", QKeySequence("Esc"), self.stop)
+        self.regenerate_action = chat.addAction("&Regenerate the last answer", QKeySequence("Ctrl+Shift+R"),
+                                                self.regenerate)
+        self.copy_answer_action = chat.addAction("&Copy the last answer", QKeySequence("Ctrl+Shift+C"),
+                                                 self.copy_last_answer)
         chat.addSeparator()
         self.search_action = chat.addAction("Searc&h chats", self.focus_search)
         self.search_action.setShortcuts([QKeySequence("Ctrl+K"), QKeySequence.StandardKey.Find])
-        self.prompt_action = chat.addAction("Go to the &prompt box", self._focus_prompt)
-        self.prompt_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.prompt_action = chat.addAction("Go to the &prompt box", QKeySequence("Ctrl+L"), self._focus_prompt)
         self.enter_sends_action = chat.addAction("&Enter sends (Shift+Enter: new line)")
         self.enter_sends_action.setCheckable(True)
         self.enter_sends_action.setChecked(self.chat.send_key == "enter")
@@ -205,9 +212,8 @@ class MainWindow(QMainWindow):
         chat.addAction("Export as &Markdown…", lambda: self._ask_export(self._current(), "md"))
         chat.addAction("Export as &JSON…", lambda: self._ask_export(self._current(), "json"))
         chat.addSeparator()
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        chat.addAction(quit_action)
+        quit_action = chat.addAction("&Quit", self.close)
+        quit_action.setShortcuts(QKeySequence.StandardKey.Quit)
         account = self.menuBar().addMenu("&Account")
         self.sign_in_action = account.addAction("Sign &in…", lambda: self.sign_in_requested.emit())
         self.sign_out_action = account.addAction("Sign &out", lambda: self.sign_out_requested.emit())
@@ -222,17 +228,17 @@ class MainWindow(QMainWindow):
         self.sidebar_action = view.addAction("Chat &list")
         self.sidebar_action.setCheckable(True)
         self.sidebar_action.setChecked(True)
-        self.sidebar_action.setShortcut(QKeySequence("Ctrl+B"))  # as VS Code's side bar
+        self.sidebar_action.setShortcuts([QKeySequence("Ctrl+B")])  # as VS Code's side bar
         self.sidebar_action.toggled.connect(self.set_sidebar_visible)
         # Help → Logs and diagnostics join this menu (desktop/views/help_menu.py).
         self.help_menu = self.menuBar().addMenu("&Help")
         self.help_menu.addAction("&Keyboard shortcuts", self.show_shortcuts)
         # Delete acts on the chat list only: in the prompt box it deletes text.
-        delete = QShortcut(QKeySequence.StandardKey.Delete, self.conversations.items,
-                           context=Qt.ShortcutContext.WidgetShortcut)
+        delete = QShortcut(QKeySequence.StandardKey.Delete, self.conversations.items)
+        set_properties(delete, context="WidgetShortcut")
         delete.activated.connect(self._delete_selected)
-        end = QShortcut(QKeySequence(Qt.Key.Key_End), self.chat.transcript,
-                        context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        end = QShortcut(QKeySequence("End"), self.chat.transcript)
+        set_properties(end, context="WidgetWithChildrenShortcut")
         end.activated.connect(self.chat.jump_to_latest)
 
     def shortcuts_text(self) -> str:
@@ -245,18 +251,18 @@ class MainWindow(QMainWindow):
 
         box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", self.shortcuts_text(),
                           QMessageBox.StandardButton.Close, self)
-        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setTextFormat(QtCore.Qt.TextFormat.RichText)
         box.open()
         return box
 
     # keyboard ------------------------------------------------------------------------
 
     def _focus_prompt(self) -> None:
-        self.chat.prompt.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.chat.prompt.setFocus(QtCore.Qt.FocusReason.ShortcutFocusReason)
 
     def focus_search(self) -> None:
         self.set_sidebar_visible(True)  # the search box is in the chat list
-        self.conversations.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.conversations.search.setFocus(QtCore.Qt.FocusReason.ShortcutFocusReason)
         self.conversations.search.selectAll()
 
     def _set_enter_sends(self, on: bool) -> None:
@@ -321,7 +327,7 @@ class MainWindow(QMainWindow):
         than the screen with Send below its edge; a geometry saved on a monitor that is gone,
         or at another scale, would open off-screen. Sizes are logical pixels, as the screen's.
         """
-        if self.windowState() & (Qt.WindowState.WindowMaximized | Qt.WindowState.WindowFullScreen):
+        if self.isMaximized() or self.isFullScreen():
             return  # the window manager fits those itself
         screen = QGuiApplication.screenAt(self.geometry().center()) or QGuiApplication.primaryScreen()
         if screen is None:
@@ -381,7 +387,7 @@ class MainWindow(QMainWindow):
     def bring_to_front(self) -> None:
         """A second launch asked for this window: show it, un-minimised, raised and active."""
         if self.isMinimized():
-            self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+            self.setWindowState(self.windowState() & ~QtCore.Qt.WindowState.WindowMinimized)
         self.show()
         self.raise_()
         self.activateWindow()
@@ -579,7 +585,7 @@ class MainWindow(QMainWindow):
         dialog.setDefaultSuffix(suffix)
         dialog.fileSelected.connect(lambda name: self.export_conversation(conv_id, Path(name), fmt))
         # Window-modal and not blocking (open, not exec): answers keep streaming meanwhile.
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 from string import Template
 from typing import NamedTuple
 
-from PySide6.QtCore import QCoreApplication, QEvent, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
 from desktop.core.markdown import CodeStyle
+from desktop.qt.properties import set_properties
 
 CHOICES = {"system": "System", "light": "Light", "dark": "Dark"}
 DEFAULT_CHOICE = "system"
@@ -121,7 +122,10 @@ def luminance(colour: QColor) -> float:
 
 def contrast(a: QColor | str, b: QColor | str) -> float:
     """WCAG 2's contrast ratio of two colours, 1 … 21."""
-    la, lb = sorted((luminance(QColor(a)), luminance(QColor(b))), reverse=True)
+    # (A QColor is not copied: PySide would first try it as a Qt.GlobalColor, building the
+    # whole Qt namespace; desktop.qt.properties.)
+    la, lb = sorted((luminance(a if isinstance(a, QColor) else QColor(a)),
+                     luminance(b if isinstance(b, QColor) else QColor(b))), reverse=True)
     return (la + 0.05) / (lb + 0.05)
 
 
@@ -310,27 +314,31 @@ def light_palette() -> QPalette:
     )
 
 
-def apply(app: QCoreApplication, choice: str) -> None:
+def apply(app: QCoreApplication, choice: str, system: str = "") -> None:
     """Apply "light", "dark" or "system" (anything else counts as system) now; every view
     re-renders through `on_change`. Without widgets (a QCoreApplication) there is nothing
-    to colour."""
+    to colour.
+
+    For System, `system` ("light" or "dark": what `system_scheme()` said at the last launch)
+    stands in for asking the platform, which before the first paint would build the whole
+    `Qt` enum namespace (13 ms, desktop.qt.properties); the launch asks once the window is
+    on screen and applies System again if the answer changed (desktop/app.py)."""
     if not isinstance(app, QApplication):
         return
     choice = choice if choice in CHOICES else DEFAULT_CHOICE
     watcher = _watcher()
     _state["choice"] = choice
     hints = app.styleHints()
-    scheme = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}.get(choice)
     if hasattr(hints, "setColorScheme"):  # Qt 6.8+: native dialogs and title bars follow too
-        if scheme is None:
+        if choice == "system":
             hints.unsetColorScheme()
         else:
-            hints.setColorScheme(scheme)
+            set_properties(hints, colorScheme=CHOICES[choice])  # "Light" or "Dark"
     if choice == "system":
         if "platform_style" in _state:  # Light or Dark chose Fusion before: back to Qt's own
             _set_style(app, str(_state["platform_style"]))
         app.setPalette(QPalette())  # resolves to the platform theme's palette
-        system_dark = hints.colorScheme() == Qt.ColorScheme.Dark
+        system_dark = (system if system in ("light", "dark") else system_scheme(app)) == "dark"
         if system_dark and app.palette().color(QPalette.ColorRole.Window).lightnessF() >= 0.5:
             # the platform says dark but its style paints light: Fusion can do dark everywhere
             _set_style(app, "Fusion")
@@ -339,6 +347,13 @@ def apply(app: QCoreApplication, choice: str) -> None:
         _set_style(app, "Fusion")
         app.setPalette(dark_palette() if choice == "dark" else light_palette())
     watcher.restyle()
+
+
+def system_scheme(app: QGuiApplication) -> str:
+    """"dark" when the platform says it is dark, else "light" (also when it does not say)."""
+    from PySide6.QtCore import Qt  # once the window is on screen (see `apply`)
+
+    return "dark" if app.styleHints().colorScheme() == Qt.ColorScheme.Dark else "light"
 
 
 def _set_style(app: QApplication, name: str) -> None:

@@ -57,3 +57,36 @@ def test_launch_starts_the_profile_after_the_window_painted(qtbot: QtBot, tmp_pa
         qtbot.waitUntil(lambda: started == [True])
     finally:
         close_launched(app)
+
+
+def test_launch_starts_from_the_last_light_or_dark_and_follows_the_platform_after_the_paint(
+        qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window is coloured from the platform's answer saved at the last launch (asking
+    before the paint costs 13 ms, desktop.qt.properties); once painted, the launch asks, and
+    an answer that changed since (a system turned light) is followed and saved."""
+    import json
+
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.views import theme
+
+    monkeypatch.setattr(App, "start", lambda self: None)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "settings.json").write_text(json.dumps({"appearance": {"theme": "system", "system": "dark"}}))
+    platform_style = QApplication.style().name()
+    launched = launch(data, CredentialStore(MemoryKeyring()))
+    assert launched is not None
+    app, _help = launched
+    try:
+        # Painted as the last launch's dark system (offscreen's own palette is light: Fusion's dark).
+        assert theme.colours().dark
+        assert app.window.palette().color(QPalette.ColorRole.Window).lightnessF() < 0.5
+        qtbot.waitUntil(lambda: json.loads((data / "settings.json").read_text())["appearance"]["system"] == "light")
+        assert not theme.colours().dark  # the platform's light, its own style again
+        assert app.window.palette().color(QPalette.ColorRole.Window).lightnessF() >= 0.5
+        assert QApplication.style().name() == platform_style
+    finally:
+        close_launched(app)
+        theme.apply(QApplication.instance(), "system")
