@@ -8,7 +8,6 @@ from __future__ import annotations
 from PySide6 import QtCore  # its Qt namespace only once used: see desktop.qt.properties
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -45,10 +44,8 @@ class ConversationList(QWidget):
         self.new_button = QPushButton("New chat", self)
         self.new_button.clicked.connect(self.new_requested)
         self.items = QListWidget(self)
-        self.items.setEditTriggers(
-            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
-        )
-        set_properties(self.items, horizontalScrollBarPolicy="ScrollBarAlwaysOff", textElideMode="ElideRight",
+        set_properties(self.items, editTriggers="DoubleClicked|EditKeyPressed",
+                       horizontalScrollBarPolicy="ScrollBarAlwaysOff", textElideMode="ElideRight",
                        contextMenuPolicy="CustomContextMenu")
         self.items.customContextMenuRequested.connect(self._menu)
         self.items.currentItemChanged.connect(self._current_changed)
