@@ -95,6 +95,35 @@ def test_a_geometry_saved_on_an_unplugged_monitor_at_another_scale_comes_back_on
     _assert_fits_with_send_in_reach(seen)
 
 
+def test_a_window_restored_on_screen_is_left_where_it_was(open_window, qtbot,  # type: ignore[no-untyped-def]
+                                                          monkeypatch) -> None:
+    """restoreGeometry puts the window back where the person left it. Moving it there again
+    would place its *frame* where the window was: under a window manager (Xvfb with openbox,
+    tried) it crept down one title bar, 20 px, every launch. The offscreen platform has no
+    frames, so the test watches for that move."""
+    from desktop.views.main_window import MainWindow
+
+    first = open_window().window
+    first.setGeometry(100, 80, 500, 400)  # on the test screen (800×600)
+    first.save_geometry()
+    moves: list[tuple[int, int]] = []
+    original_move = MainWindow.move
+
+    def move(self, *args):  # type: ignore[no-untyped-def]
+        moves.append(args)
+        original_move(self, *args)
+
+    monkeypatch.setattr(MainWindow, "move", move)
+    again = open_window(show=False).window
+    assert again.geometry() == QRect(100, 80, 500, 400)
+    assert moves == []
+    # A place that is no longer on screen still is moved back onto it.
+    again.move(5000, 5000)
+    moves.clear()
+    again.fit_to_screen()
+    assert len(moves) == 1 and again.screen().availableGeometry().contains(again.frameGeometry())
+
+
 def test_a_small_window_keeps_the_prompt_box_and_send_in_reach(open_window, qtbot) -> None:  # type: ignore[no-untyped-def]
     window = open_window().window
     window.resize(640, 420)
