@@ -1,7 +1,7 @@
 """What a prompt request may hold: the limits of `infra/openapi.yaml`, checked here.
 
-The numbers below are the contract; `tests/unit/test_contract.py` reads the OpenAPI file
-and fails if the two drift apart.
+The numbers are the contract (`backend.core.limits`); `tests/unit/test_contract.py` reads
+the OpenAPI file and fails if the two drift apart.
 """
 
 from __future__ import annotations
@@ -12,16 +12,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backend.core.errors import InvalidRequest, PayloadTooLarge
+from backend.core.limits import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TEMPERATURE,
+    MAX_BODY_BYTES,
+    MAX_MESSAGE_CHARS,
+    MAX_MESSAGES,
+    MAX_TOKENS_LIMIT,
+    MAX_TOTAL_CHARS,
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+)
 
-MAX_BODY_BYTES = 256 * 1024
-MAX_MESSAGES = 100
-MAX_MESSAGE_CHARS = 32_000
-MAX_TOTAL_CHARS = 128_000
-MAX_TOKENS_LIMIT = 4096
-DEFAULT_MAX_TOKENS = 512
-TEMPERATURE_MIN = 0.0
-TEMPERATURE_MAX = 2.0
-DEFAULT_TEMPERATURE = 0.7
 ROLES = ("system", "user", "assistant")
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{8,128}$"
 MODEL_PATTERN = r"^[A-Za-z0-9_./:-]{1,128}$"

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from backend.core.prompts import MAX_TOKENS_LIMIT
+from backend.core.limits import MAX_TOKENS_LIMIT
 from desktop.core.markdown import MarkdownRenderer
 from desktop.core.models import ChatMessage, Conversation
 from desktop.qt.first_paint import after_first_paint

@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # The single-instance socket (QtNetwork, and the hash naming it) once the window is painted,
 # uuid (which loads platform) with the first prompt, ctypes only where Qt will use xcb; the
 # rotating log file (logging.handlers, socket, pickle) with the first record logged; html
-# (its entity tables) with the first message.
+# (its entity tables) with the first message; the prompt validator never (the app reads the
+# contract's numbers from backend.core.limits).
 LATER = ("PySide6.QtNetwork", "hashlib", "uuid", "platform", "ctypes", "logging.handlers", "socket", "pickle",
-         "html",
+         "html", "backend.core.prompts",
          "boto3", "botocore", "redis", "pycognito", "keyring", "requests", "urllib3",
          "backend.entrypoints.local_service", "backend.entrypoints.local", "desktop.services.local_profile",
          "desktop.services.auth", "desktop.views.wizard", "desktop.views.cost_panel",
