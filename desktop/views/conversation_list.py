@@ -77,7 +77,9 @@ class ConversationList(QWidget):
         self._filling = True
         self.items.clear()
         for conv in conversations:
-            item = _item(conv)
+            item = QListWidgetItem(conv.title)
+            item.setData(_ID, conv.id)
+            item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsEditable)
             self.items.addItem(item)
             if conv.id == current:
                 self.items.setCurrentItem(item)
@@ -110,11 +112,3 @@ class ConversationList(QWidget):
         menu.addSeparator()
         menu.addAction("Delete", lambda: self.delete_requested.emit(conv_id))
         menu.exec(self.items.viewport().mapToGlobal(pos))  # type: ignore[arg-type]
-
-
-def _item(conv: Conversation) -> QListWidgetItem:
-    """A chat's row: its title, renamed in place."""
-    item = QListWidgetItem(conv.title)
-    item.setData(_ID, conv.id)
-    item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsEditable)
-    return item

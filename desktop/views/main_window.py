@@ -345,13 +345,14 @@ class MainWindow(QMainWindow):
             x = room.x() + (room.width() - width - frame_w) // 2
             y = room.y() + (room.height() - height - frame_h) // 2
         else:
-            x = max(room.x(), min(self.x(), room.x() + room.width() - width - frame_w))
-            y = max(room.y(), min(self.y(), room.y() + room.height() - height - frame_h))
-            if (x, y) == (self.x(), self.y()):
-                # On screen where restoreGeometry put it. Moving it there anyway would place
-                # the frame where the window was: on X11 it crept down a title bar a launch.
-                return
-        self.move(max(x, room.x()), max(y, room.y()))
+            x = min(self.x(), room.x() + room.width() - width - frame_w)
+            y = min(self.y(), room.y() + room.height() - height - frame_h)
+        x, y = max(x, room.x()), max(y, room.y())
+        if not centre and (x, y) == (self.x(), self.y()):
+            # On screen where restoreGeometry put it. Moving it there anyway would place the
+            # frame where the window was: on X11 it crept down a title bar a launch.
+            return
+        self.move(x, y)
 
     # chat list -----------------------------------------------------------------------
 
