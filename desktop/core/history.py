@@ -91,18 +91,25 @@ class HistoryStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.executescript(_SCHEMA)
-        self._migrate()
+        try:
+            self._migrate()
+        except sqlite3.Error:
+            self._db.close()
+            raise
 
     def _migrate(self) -> None:
-        """Bring the tables up to this version's schema, one numbered step at a time."""
+        """Create the tables and bring them up to this version's schema in one transaction:
+        a new database is written (and synced to disk) once, not once per table and step,
+        and a crash mid-way leaves the database as it was, to be migrated on the next start."""
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        for number, step in enumerate(_MIGRATIONS[version:], start=version + 1):
-            # Each step and its version number commit together: a crash mid-way re-runs it.
-            with self._db:
-                self._db.execute("BEGIN")  # sqlite3 opens no transaction for DDL by itself
-                self._db.execute(step)
-                self._db.execute(f"PRAGMA user_version = {number}")
+        steps = [f"{step};" for step in _MIGRATIONS[version:]]
+        if steps:
+            steps.append(f"PRAGMA user_version = {len(_MIGRATIONS)};")
+        try:  # sqlite3 opens no transaction for DDL by itself
+            self._db.executescript("\n".join(["BEGIN;", _SCHEMA, *steps, "COMMIT;"]))
+        except sqlite3.Error:
+            self._db.rollback()
+            raise
 
     def close(self) -> None:
         self._db.close()

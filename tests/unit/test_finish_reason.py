@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from backend.entrypoints.local import LocalStack
+from desktop.core import history
 from desktop.core.history import HistoryStore
 from desktop.core.models import ChatMessage, PromptState
 from desktop.services.api import ApiClient
@@ -122,5 +123,31 @@ def test_a_new_database_has_the_column(tmp_path: Path) -> None:
         conv = store.create_conversation()
         msg = store.add_message(conv.id, "assistant", "cut", status="done", finish_reason="length")
         assert store.message(msg.id).cut
+    finally:
+        store.close()
+
+
+def test_a_migration_that_fails_leaves_the_database_as_it_was(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every step runs in one transaction with the version number: a step that fails (a
+    full disk, a bug) undoes the steps before it, and the next start migrates from scratch."""
+    path = tmp_path / "history.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(_OLD_SCHEMA)
+    db.close()
+    monkeypatch.setattr(history, "_MIGRATIONS", (*history._MIGRATIONS, "ALTER TABLE nowhere ADD COLUMN x"))
+    with pytest.raises(sqlite3.OperationalError, match="nowhere"):
+        HistoryStore(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+        columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+        assert "finish_reason" not in columns  # the first step was undone with the failed one
+    db.close()
+
+    monkeypatch.undo()
+    store = HistoryStore(path)
+    try:
+        [old] = store.messages(1)
+        assert (old.content, old.finish_reason) == ("an answer from before", None)
     finally:
         store.close()
