@@ -221,9 +221,9 @@ def _stop_service(service_dir: Path) -> None:
 
 
 def _templates(root: Path, service_dir: Path) -> Path:
-    """Each kind's data folder as a launch finds it (copied fresh for every run): with the
-    settings an earlier launch saved, as a returning person's. That launch, not counted, also
-    starts the background service."""
+    """Each kind's data folder as a launch finds it (copied fresh for every run): as an
+    earlier launch left it, with its settings and its (empty) history database, as a
+    returning person's. That launch, not counted, also starts the background service."""
     import shutil
 
     first = root / "first"
@@ -231,8 +231,7 @@ def _templates(root: Path, service_dir: Path) -> Path:
     (first / "settings.json").write_text(json.dumps({"local": {"model_offered": True}}))  # offer answered
     _launch("app", first, service_dir)
     for kind in KINDS:
-        (root / kind).mkdir()
-        shutil.copy2(first / "settings.json", root / kind / "settings.json")
+        shutil.copytree(first, root / kind)
     _returning_history(root / "returning")
     return root
 
