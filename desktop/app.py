@@ -389,9 +389,6 @@ def _launch(data_dir: Path | None, credentials: CredentialStore | None) -> tuple
     if problem := xcb_problem():  # said before Qt aborts, naming every missing library, not just the first
         print(problem, file=sys.stderr)
 
-    from desktop.qt.feature_scan import scan_by_bytes
-
-    scan_by_bytes()  # before the window's modules load, which PySide reads one by one
     from PySide6.QtWidgets import QApplication
 
     from desktop.qt.first_paint import after_first_paint
