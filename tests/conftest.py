@@ -1,6 +1,6 @@
 """Fixtures shared by every test folder: a real redis-server, fresh per test, a clock
-that tests set and move themselves (never the calendar's), and a check that no process a
-test started outlives the session."""
+that tests set and move themselves (never the calendar's), and checks that no process a
+test started outlives the session and that no test makes the app's folders in the user's home."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import redis
 
 from backend.adapters.redis_queue import RedisQueue
 from backend.entrypoints.local import RedisServer
+from desktop.core.paths import APP_NAME
 from tests.helpers import wait_until
 
 # Fixture modules every test can use without importing them.
@@ -89,6 +90,31 @@ def nothing_left_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
                 os.kill(pid, sig)
         still = _after_grace(basetemp, set(still))
     assert not left, "processes outlived the tests:\n" + "\n".join(f"  {pid}: {what}" for pid, what in left.items())
+
+
+def _users_folders() -> list[Path]:
+    """Where the app and its service keep settings, history, data and logs for this user."""
+    import platformdirs
+
+    return [Path(where(APP_NAME, appauthor=False)) for where in (
+        platformdirs.user_config_dir, platformdirs.user_data_dir, platformdirs.user_state_dir,
+        platformdirs.user_log_dir, platformdirs.user_cache_dir)]
+
+
+@pytest.fixture(scope="session")
+def users_folders_before() -> set[Path]:
+    return {path for path in _users_folders() if path.exists()}
+
+
+@pytest.fixture(autouse=True)
+def users_folders_untouched(users_folders_before: set[Path]) -> Iterator[None]:
+    """Fail the test that made one of the app's folders in the user's home (and remove it):
+    tests keep everything in temporary folders, so a person's own history is never touched."""
+    yield
+    made = [path for path in _users_folders() if path.exists() and path not in users_folders_before]
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+    assert not made, f"the test made the user's own folders: {', '.join(map(str, made))}"
 
 
 # A month's last second but 30, in a leap February: the instant most date code gets wrong.

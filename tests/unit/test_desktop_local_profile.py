@@ -52,7 +52,10 @@ def test_a_service_that_cannot_start_is_a_sentence_not_a_traceback(tmp_path, mon
     from backend.entrypoints.local_service import ServicePaths
 
     monkeypatch.setenv("PATH", "/nonexistent")  # no redis-server
-    paths = ServicePaths(tmp_path / "run", tmp_path / "data", tmp_path / "logs")
+    # The service it starts finds its folders from these, as the app's does: not the user's.
+    monkeypatch.setenv("TINYLLAMA_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("TINYLLAMA_DATA_DIR", str(tmp_path / "data"))
+    paths = ServicePaths.default()
     with pytest.raises(AppError) as info:
         LocalProfile(paths=paths).start()
     message = str(info.value)
@@ -99,6 +102,7 @@ def test_without_a_login_session_the_runtime_folder_is_private_and_quiet(monkeyp
 
     monkeypatch.delenv("TINYLLAMA_RUNTIME_DIR", raising=False)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("TINYLLAMA_DATA_DIR", str(tmp_path / "data"))  # ensure() makes it: not the user's
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     monkeypatch.setattr("sys.platform", "linux")
     with warnings.catch_warnings():
