@@ -94,7 +94,7 @@ class HistoryStore:
         try:
             self._migrate()
         except sqlite3.Error:
-            self._db.close()
+            self._db.close()  # which rolls back what the failed migration began
             raise
 
     def _migrate(self) -> None:
@@ -105,11 +105,8 @@ class HistoryStore:
         steps = [f"{step};" for step in _MIGRATIONS[version:]]
         if steps:
             steps.append(f"PRAGMA user_version = {len(_MIGRATIONS)};")
-        try:  # sqlite3 opens no transaction for DDL by itself
-            self._db.executescript("\n".join(["BEGIN;", _SCHEMA, *steps, "COMMIT;"]))
-        except sqlite3.Error:
-            self._db.rollback()
-            raise
+        # sqlite3 opens no transaction for DDL by itself.
+        self._db.executescript("\n".join(["BEGIN;", _SCHEMA, *steps, "COMMIT;"]))
 
     def close(self) -> None:
         self._db.close()
